@@ -1,0 +1,38 @@
+# pdp — the two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PDP    := $(VENV)/bin/pdp
+
+.PHONY: run test test-fast bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+# Migrate the embedded SQLite store, publish and activate policies/, show a decision.
+run: $(VENV)/.installed
+	$(PDP) db upgrade
+	$(PDP) policy push policies/ --activate
+	@echo
+	@echo "Policies published. Ask for a decision (embedded engine, no server yet):"
+	@echo "  $(PDP) policy eval policies/ policies/examples/owner-reads.json"
+
+# Every test (SQLite and PostgreSQL), then the example policy set's own tests.
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+	$(PDP) policy test policies/
+
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -q -x -m "not slow"
+
+bench: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[bench]"
+	$(PY) bench/engine.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .hypothesis
