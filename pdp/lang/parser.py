@@ -51,6 +51,25 @@ def decode_string(tok: Token) -> str:
     return value
 
 
+KEYWORDS = frozenset({"policy", "schema", "permit", "forbid", "on", "when", "unless", "reason",
+                      "or", "and", "not", "in", "like", "true", "false", "null"})
+
+
+def _not_keyword(tok: Token) -> Token:
+    """A keyword where a name or operand stands is a syntax error, not a name.
+
+    (The contextual lexer reads e.g. ``not`` after ``+`` as a name, because ``not``
+    cannot stand there; without this check ``a + not (x)`` would call ``not()``.)
+    """
+    if tok.value in KEYWORDS:
+        hint = None
+        if tok.value in ("not", "and", "or"):
+            hint = f"'{tok.value}' cannot be an operand of an arithmetic or comparison operator; use parentheses, e.g. a == (not b)"
+        raise _SourceError("syntax_error", f"unexpected keyword '{tok.value}' where a value was expected",
+                           tok.line, tok.column, hint)
+    return tok
+
+
 def _start(node) -> tuple[int, int]:
     """Where an expression starts in the source (operators sit at their operator)."""
     while isinstance(node, (ast.Compare, ast.Arith)):
@@ -213,15 +232,15 @@ class _Builder(Transformer):
         return seq
 
     def call_empty(self, children):
-        name = children[0]
+        name = _not_keyword(children[0])
         return ast.Call(name.value, [], name.line, name.column)
 
     def call(self, children):
-        name, _lpar, args = children[0], children[1], children[2]
+        name, _lpar, args = _not_keyword(children[0]), children[1], children[2]
         return self._set_depth(ast.Call(name.value, args, name.line, name.column), *args)
 
     def path_root(self, children):
-        tok = children[0]
+        tok = _not_keyword(children[0])
         return ast.Path(tok.value, [], tok.line, tok.column)
 
     def path_attr(self, children):
@@ -265,7 +284,8 @@ class _Builder(Transformer):
         name = children[0]
         optional = any(isinstance(c, Token) and c.type == "QMARK" for c in children[1:])
         ftype = children[-1]
-        return ast.Field(name.value, ftype, optional, name.line, name.column)
+        value = decode_string(name) if name.type == "STRING" else name.value
+        return ast.Field(value, ftype, optional, name.line, name.column)
 
     def named_type(self, children):
         tok = children[0]
@@ -332,6 +352,8 @@ def _expected_message(expected: set[str], tok: Token, text: str, pos: int) -> tu
     """An author's-words message (and maybe a hint) for an unexpected token."""
     prev = _previous_word(text, pos)
     got = _describe_token(tok)
+    if tok.type == "STRING" and len(tok.value) <= 30:
+        got = tok.value                     # "a", not ''a''
     exp = set(expected)
 
     if tok.type in ("CMP_OP", "IN", "LIKE", "NOT") and "AND" in exp and "CMP_OP" not in exp:
@@ -346,6 +368,19 @@ def _expected_message(expected: set[str], tok: Token, text: str, pos: int) -> tu
     if exp & {"AND", "OR"} and tok.type in _OPERAND:
         return (f"unexpected {got} after a complete expression; expected an operator such as "
                 "'and', 'or' or '==', or the next clause ('when', 'unless', 'reason' or '}')", None)
+    if exp & {"AND", "OR"} and "ON" not in exp:
+        # After a complete operand (LALR states are shared, so ',' ')' ']' may be
+        # expected too: say nothing about them).
+        digits = re.search(r"[0-9]+$", text[:pos])
+        if tok.type == "DOT" and digits:
+            n = digits.group(0)
+            return f"a number cannot end with '.': write {n}.0 or {n}", None
+        return (f"unexpected {got} after an expression; expected an operator such as "
+                "'and', 'or' or '==', or the next clause ('when', 'unless', 'reason' or '}')", None)
+    if tok.type == "RPAR" and not exp & {"RPAR", "LPAR"}:
+        return "unexpected ')' without a matching '('", None
+    if exp == {"IN"}:
+        return f"expected 'in' after 'not', got {got}", "x not in [1, 2]"
     if "ON" in exp and "COMMA" in exp:
         return f"expected 'on' after the action list, got {got}", "actions are separated by commas: permit read, update on document"
     if exp >= {"WHEN", "UNLESS", "REASON", "RBRACE"} and "COMMA" in exp:
@@ -380,7 +415,7 @@ def _expected_message(expected: set[str], tok: Token, text: str, pos: int) -> tu
         return f"expected 'subject', 'resource' or 'context' after 'schema', got {got}", None
     if exp == {"IDENT"} and prev == "@":
         return f"expected an annotation name after '@', got {got}", None
-    if exp == {"IDENT"} and prev == ".":
+    if exp == {"IDENT"} and prev.endswith("."):
         return f"expected an attribute name after '.', got {got}", None
     if exp >= {"IDENT", "RBRACE"} and "INT" not in exp:
         return f"expected a field name or '}}' in the schema, got {got}", None
@@ -389,6 +424,9 @@ def _expected_message(expected: set[str], tok: Token, text: str, pos: int) -> tu
     if "LBRACE" in exp and "LSQB" in exp and "IDENT" in exp and "INT" not in exp:
         return f"expected a type (string, int, float, bool, timestamp, duration, ip, any, [T] or {{…}}), got {got}", None
     if len(exp & _EXPR_START) >= 5:
+        if prev in ("=", "<", ">"):         # the whole operator, not its last character
+            op = re.search(r"(==|!=|<=|>=|<|>)\s*(?:#[^\n]*\s*)*$", text[:pos])
+            prev = op.group(1) if op else prev
         where = f" after {prev!r}".replace('"', "'") if prev else ""
         if tok.type == "$END":
             return f"expected an expression{where}, got the end of the file", None
