@@ -55,19 +55,27 @@ KEYWORDS = frozenset({"policy", "schema", "permit", "forbid", "on", "when", "unl
                       "or", "and", "not", "in", "like", "true", "false", "null"})
 
 
-def _not_keyword(tok: Token) -> Token:
-    """A keyword where a name or operand stands is a syntax error, not a name.
+def _check_ident(tok: Token) -> Token:
+    """Keywords are reserved: never a name, wherever the lexer meets them.
 
     (The contextual lexer reads e.g. ``not`` after ``+`` as a name, because ``not``
-    cannot stand there; without this check ``a + not (x)`` would call ``not()``.)
+    cannot stand there; without this check ``a + not (x)`` would call ``not()``
+    and ``a and and b`` would read a path named ``and``.)
     """
     if tok.value in KEYWORDS:
+        before = _current_text[: tok.start_pos].rstrip()
+        if before.endswith("."):
+            raise _SourceError("syntax_error", f"'{tok.value}' is a keyword and cannot follow '.'",
+                               tok.line, tok.column, f'write ["{tok.value}"] to read an attribute named {tok.value}')
         hint = None
         if tok.value in ("not", "and", "or"):
-            hint = f"'{tok.value}' cannot be an operand of an arithmetic or comparison operator; use parentheses, e.g. a == (not b)"
-        raise _SourceError("syntax_error", f"unexpected keyword '{tok.value}' where a value was expected",
+            hint = f"'{tok.value}' cannot stand here; use parentheses, e.g. a == (not b)"
+        raise _SourceError("syntax_error", f"unexpected keyword '{tok.value}' where a name or value was expected",
                            tok.line, tok.column, hint)
     return tok
+
+
+_current_text = ""
 
 
 def _start(node) -> tuple[int, int]:
@@ -119,7 +127,7 @@ class _Builder(Transformer):
     def policy(self, children):
         annotations = [c for c in children if isinstance(c, ast.Annotation)]
         rest = [c for c in children if not isinstance(c, ast.Annotation)]
-        kw, id_tok, effect, *clauses = rest
+        kw, id_tok, effect, *clauses, rbrace = rest
         pid = decode_string(id_tok)
         if not pid:
             raise _SourceError("empty_policy_id", "a policy id must not be empty", id_tok.line, id_tok.column)
@@ -130,7 +138,7 @@ class _Builder(Transformer):
             clauses=clauses, annotations=annotations, file=self.file,
             line=first.line if first else kw.line, column=first.column if first else kw.column,
             id_line=id_tok.line, id_column=id_tok.column,
-            effect_line=eff_tok.line, effect_column=eff_tok.column,
+            effect_line=eff_tok.line, effect_column=eff_tok.column, end_line=rbrace.line,
         )
 
     def annotation(self, children):
@@ -232,15 +240,15 @@ class _Builder(Transformer):
         return seq
 
     def call_empty(self, children):
-        name = _not_keyword(children[0])
+        name = children[0]
         return ast.Call(name.value, [], name.line, name.column)
 
     def call(self, children):
-        name, _lpar, args = _not_keyword(children[0]), children[1], children[2]
+        name, _lpar, args = children[0], children[1], children[2]
         return self._set_depth(ast.Call(name.value, args, name.line, name.column), *args)
 
     def path_root(self, children):
-        tok = _not_keyword(children[0])
+        tok = children[0]
         return ast.Path(tok.value, [], tok.line, tok.column)
 
     def path_attr(self, children):
@@ -269,12 +277,13 @@ class _Builder(Transformer):
     # -- schemas ----------------------------------------------------------------------
 
     def schema(self, children):
-        kw, root = children[0], children[1]
-        rest = children[2:]
+        kw, root, rbrace = children[0], children[1], children[-1]
+        rest = children[2:-1]
         rtype = None
         if rest and isinstance(rest[0], str):
             rtype, rest = rest[0], rest[1:]
-        return ast.Schema(root.value, rtype, list(rest), file=self.file, line=kw.line, column=kw.column)
+        return ast.Schema(root.value, rtype, list(rest), file=self.file, line=kw.line, column=kw.column,
+                          end_line=rbrace.line)
 
     def schema_type(self, children):
         tok = children[0]
@@ -296,7 +305,7 @@ class _Builder(Transformer):
         return ast.ListType(element, tok.line, tok.column)
 
     def object_type(self, children):
-        tok, *fields = children
+        tok, *fields = [c for c in children if not (isinstance(c, Token) and c.type == "RBRACE")]
         return ast.ObjectType(fields, tok.line, tok.column)
 
 
@@ -309,7 +318,7 @@ _parser = Lark(
     lexer="contextual",
     start=["start", "expr"],
     transformer=_builder,
-    lexer_callbacks={"COMMENT": lambda tok: _comments.append(tok)},
+    lexer_callbacks={"COMMENT": lambda tok: _comments.append(tok), "IDENT": _check_ident},
     maybe_placeholders=False,
 )
 
@@ -341,10 +350,9 @@ def _describe_token(tok: Token) -> str:
 
 def _previous_word(text: str, pos: int) -> str:
     """The last token-ish word before ``pos`` (comments skipped)."""
-    before = text[:pos]
-    lines = before.split("\n")
-    lines = [re.sub(r"#.*$", "", ln) if '"' not in ln else ln for ln in lines]
-    m = re.search(r'("(?:[^"\\]|\\.)*"|[A-Za-z_][A-Za-z0-9_:.\-/]*|\S)\s*$', "\n".join(lines))
+    before = re.sub(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*',
+                    lambda m: m.group(0) if m.group(0).startswith('"') else "", text[:pos])
+    m = re.search(r'("(?:[^"\\]|\\.)*"|[A-Za-z_][A-Za-z0-9_:.\-/]*|\S)\s*$', before)
     return m.group(1) if m else ""
 
 
@@ -510,6 +518,8 @@ def _recovery_span(text: str, pos: int) -> tuple[int, int]:
 
 
 def _parse_once(text: str, start: str):
+    global _current_text
+    _current_text = text
     _comments.clear()
     return _parser.parse(text, start=start), list(_comments)
 
@@ -547,23 +557,11 @@ def parse_module(text: str, file: str) -> tuple[ast.Module, list[Diagnostic]]:
         comments=[ast.Comment(c.value.rstrip("\r"), c.line, c.column) for c in comments],
         items=list(items),
     )
-    _set_end_lines(module, lines)
     return module, diags
 
 
 def _offset(lines: list[str], line: int, column: int) -> int:
     return sum(len(ln) + 1 for ln in lines[: line - 1]) + column - 1
-
-
-def _set_end_lines(module: ast.Module, lines: list[str]) -> None:
-    """Each item's last line: the line before the next item starts (for the formatter)."""
-    items = module.items
-    for i, item in enumerate(items):
-        nxt = items[i + 1].line if i + 1 < len(items) else len(lines) + 1
-        end = nxt - 1
-        while end > item.line and "}" not in lines[end - 1]:
-            end -= 1
-        item.end_line = end
 
 
 def parse_expression(text: str, file: str = "<expr>"):
