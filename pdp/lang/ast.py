@@ -77,7 +77,7 @@ class Arith:
 
 @dataclass(slots=True)
 class Compare:
-    """``== != < <= > >= in not_in like``; position is the operator's."""
+    """``== != < <= > >= in like`` and ``not in`` (with a space); position is the operator's."""
     op: str
     left: object
     right: object
