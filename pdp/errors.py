@@ -12,7 +12,7 @@ This module imports nothing from the rest of pdp.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +142,19 @@ class RequestError(PdpError):
 
 class NotFound(PdpError):
     code = "not_found"
+
+
+class Forbidden(PdpError):
+    """A known caller asked for something it may not do (403 at the HTTP API)."""
+
+    code = "forbidden"
+
+
+class Unavailable(PdpError):
+    """Something an answer needs is not there right now, e.g. a policy set
+    without an active version (503 at the HTTP API); trying later may work."""
+
+    code = "unavailable"
 
 
 class Conflict(PdpError):

@@ -257,7 +257,7 @@ def fmt_command(target: Path, check_only: bool) -> None:
         try:
             text = path.read_bytes().decode("utf-8")
         except UnicodeDecodeError as exc:
-            problems.append(Diagnostic("encoding_error", f"not UTF-8 text (byte {exc.start})", shown))
+            problems.append(Diagnostic("invalid_encoding", f"the file is not UTF-8 text (byte {exc.start})", shown))
             continue
         except OSError as exc:
             problems.append(Diagnostic("unreadable_file", f"cannot read: {exc.strerror or exc}", shown))

@@ -18,7 +18,7 @@ from pdp.engine.policyset import PolicySet
 from pdp.errors import Diagnostic, PdpError, PolicyError
 from pdp.lang.data import DEFAULT_MAX_BYTES, is_data_file, load_data
 
-__all__ = ["compile_policies", "load_policy_dir"]
+__all__ = ["compile_policies", "load_policy_dir", "read_policy_dir"]
 
 
 def _checker():
@@ -95,14 +95,21 @@ def _duplicates(policies, sources) -> list[Diagnostic]:
     return out
 
 
-def load_policy_dir(path, *, max_data_bytes: int = DEFAULT_MAX_BYTES) -> PolicySet:
-    """The policy set in directory ``path``: its ``**/*.policy`` files and its
-    ``data/**/*.json`` files (hidden files and folders are skipped)."""
+def read_policy_dir(path, *, max_data_bytes: int | None = None) -> dict[str, str]:
+    """The files of the policy set in directory ``path``: ``**/*.policy`` and
+    ``data/**/*.json``, keyed by relative POSIX path, hidden files and folders
+    skipped, a UTF-8 BOM dropped. Raises :class:`PolicyError` for files that cannot
+    be read or are not UTF-8, and — checked from file sizes before anything is
+    read — reference data over ``max_data_bytes``.
+
+    The one reader of policy directories: the CLI, the store's ``push`` and
+    :func:`load_policy_dir` all use it.
+    """
     root = Path(path)
     if not root.is_dir():
-        raise PdpError(f"{path}: not a directory", code="not_found")
-    files, diags = {}, []
-    data_paths, data_size = [], 0
+        raise PdpError(f"{path}: not a directory", code="not_a_directory")
+    found: list[tuple[str, Path]] = []
+    data_size = 0
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
@@ -113,21 +120,25 @@ def load_policy_dir(path, *, max_data_bytes: int = DEFAULT_MAX_BYTES) -> PolicyS
             if not (rel.endswith(".policy") or is_data_file(rel)) or not full.is_file():
                 continue
             if is_data_file(rel):
-                data_paths.append(rel)
                 data_size += full.stat().st_size
-                if data_size > max_data_bytes:
-                    continue
-            text = _read(full, rel, diags)
-            if text is not None:
-                files[rel] = text
-    if data_size > max_data_bytes:
-        for rel in data_paths:
-            files.pop(rel, None)
-        data, data_diags = {}, [Diagnostic("data_too_large", f"reference data is {data_size} "
-                                           f"bytes, over the limit of {max_data_bytes} bytes", "data/")]
-    else:
-        data, data_diags = load_data(files, max_data_bytes)
-    return _build(files, data, data_diags, diags)
+            found.append((rel, full))
+    if max_data_bytes is not None and data_size > max_data_bytes:
+        raise PolicyError([Diagnostic("data_too_large", f"reference data is {data_size} bytes, "
+                                      f"over the limit of {max_data_bytes} bytes", "data/")])
+    files, diags = {}, []
+    for rel, full in found:
+        text = _read(full, rel, diags)
+        if text is not None:
+            files[rel] = text
+    if diags:
+        raise PolicyError(diags)
+    return files
+
+
+def load_policy_dir(path, *, max_data_bytes: int = DEFAULT_MAX_BYTES) -> PolicySet:
+    """The policy set in directory ``path`` (see :func:`read_policy_dir`)."""
+    return compile_policies(read_policy_dir(path, max_data_bytes=max_data_bytes),
+                            max_data_bytes=max_data_bytes)
 
 
 def _read(full: Path, rel: str, diags: list) -> str | None:

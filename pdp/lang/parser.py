@@ -18,7 +18,7 @@ import threading
 from pathlib import Path as _FsPath
 
 from lark import Lark, Token, Transformer
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from pdp.errors import Diagnostic, PolicyError
 from pdp.lang import ast

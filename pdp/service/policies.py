@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 from sqlalchemy.exc import IntegrityError
 
 from pdp.config import DEFAULT_MAX_DATA_BYTES
-from pdp.engine.compiler import compile_policies
+from pdp.engine.compiler import compile_policies, read_policy_dir  # noqa: F401 (re-exported)
 from pdp.engine.policyset import PolicySet
 from pdp.errors import Conflict, Diagnostic, NotFound, PdpError, PolicyError
 from pdp.store import policies as repo
@@ -143,45 +142,6 @@ def is_policy_file(path: str) -> bool:
     p = PurePosixPath(path)
     return p.suffix == ".policy" or (len(p.parts) > 1 and p.parts[0] == "data"
                                      and p.suffix == ".json")
-
-
-def read_policy_dir(path: str | Path) -> dict[str, str]:
-    """The files of the policy set under ``path``: ``**/*.policy`` and
-    ``data/**/*.json``, keyed by relative POSIX path, hidden folders and files
-    skipped. A file that is not UTF-8 is a :class:`PolicyError`."""
-    root = Path(path)
-    if not root.is_dir():
-        raise PdpError(f"{root}: not a directory", code="not_a_directory")
-    files: dict[str, str] = {}
-    problems: list[Diagnostic] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            file = Path(dirpath) / name
-            key = file.relative_to(root).as_posix()
-            if name.startswith(".") or not is_policy_file(key) or not file.is_file():
-                continue
-            _read_into(files, problems, file, key)
-    if problems:
-        raise PolicyError(problems)
-    return dict(sorted(files.items()))
-
-
-def _read_into(files: dict[str, str], problems: list[Diagnostic], file: Path,
-               key: str) -> None:
-    try:
-        raw = file.read_bytes()
-    except OSError as exc:
-        problems.append(Diagnostic("unreadable_file", f"cannot read the file: {exc.strerror}",
-                                   key))
-        return
-    try:
-        files[key] = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        problems.append(Diagnostic("invalid_encoding", "the file is not UTF-8 text",
-                                   key, line, column))
 
 
 def _file_problems(files: Mapping[str, str]) -> list[Diagnostic]:
