@@ -34,10 +34,18 @@ class _SourceError(Exception):
         self.code, self.message, self.line, self.column, self.hint = code, message, line, column, hint
 
 
+_ESCAPE = re.compile(r"\\.")
+
+
 def decode_string(tok: Token) -> str:
     """The value of a STRING token: JSON escapes, no lone surrogates."""
+    text = tok.value
+    if "\\*" in text:
+        # ``\*`` is the literal star of a ``like`` pattern (spec §4): keep it as
+        # backslash + star in the value; every other escape is JSON's.
+        text = _ESCAPE.sub(lambda m: "\\\\*" if m.group(0) == "\\*" else m.group(0), text)
     try:
-        value = json.loads(tok.value)
+        value = json.loads(text)
     except json.JSONDecodeError:
         bad = re.search(r'\\(?:u(?![0-9a-fA-F]{4})|[^"\\/bfnrtu])', tok.value)
         col = tok.column + (bad.start() if bad else 0)

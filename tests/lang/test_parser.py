@@ -641,3 +641,12 @@ def test_a_comment_after_an_operator_does_not_become_the_previous_word():
 def test_end_line_is_the_line_of_the_closing_brace():
     m = parse('policy "a" { permit x on y }\n# closing } here\n\npolicy "b" { permit x on y }\n')
     assert [p.end_line for p in m.policies] == [1, 4]
+
+
+def test_a_backslash_star_in_a_string_is_the_literal_star_of_like_patterns():
+    # Spec §4: `\*` is a literal star. Strings otherwise use JSON escapes, where
+    # `\*` would be invalid; it is kept as backslash + star, which `like` reads as
+    # a literal star (and `"a\\*b"` means the same).
+    assert parse_expression(r'"a\*b"').value == "a\\*b"
+    assert parse_expression(r'"a\\*b"').value == "a\\*b"
+    assert parse_expression(r'"\\\*"').value == "\\\\*"
