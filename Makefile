@@ -14,13 +14,12 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-# Migrate the embedded SQLite store, publish and activate policies/, show a decision.
+# Migrate the embedded SQLite store (var/pdp.db), publish and activate policies/,
+# create a development API key (var/dev-key) and token signing key, start
+# `pdp serve --dev` on 127.0.0.1:$(PORT) and print a curl call that is allowed.
+PORT ?= 8080
 run: $(VENV)/.installed
-	$(PDP) db upgrade
-	$(PDP) policy push policies/ --activate
-	@echo
-	@echo "Policies published. Ask for a decision (embedded engine, no server yet):"
-	@echo "  $(PDP) policy eval policies/ policies/examples/owner-reads.json"
+	PDP=$(PDP) PORT=$(PORT) scripts/dev-run.sh
 
 # Every test (SQLite and PostgreSQL), then the example policy set's own tests.
 test: $(VENV)/.installed

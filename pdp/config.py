@@ -2,7 +2,9 @@
 
 :meth:`Settings.from_env` reads the ``PDP_*`` variables, checks them and returns a
 frozen :class:`Settings`; everything else receives that object (or the values it
-needs) as arguments and never reads the environment itself.
+needs) as arguments and never reads the environment itself. The operator's
+reference, with every ``PDP_*`` variable of every module, is the table in
+``docs/operations.md`` (``tests/test_operations_doc.py`` keeps it complete).
 
 =====================  ==========================  ==========================================
 variable               default                     meaning
@@ -21,6 +23,16 @@ variable               default                     meaning
 ``PDP_MAX_POLICY_FILES`` 1000                      most files in one published policy set
 ``PDP_AUTH_CACHE_TTL`` 5                           seconds a caller's key lookup is cached
                                                    (0: no cache); bounds revocation delay
+``PDP_MAX_BATCH_CHECKS`` 100                       most checks in one ``POST /v1/decide/batch``
+                                                   (400 naming ``checks`` beyond)
+``PDP_LOG_LEVEL``      INFO                        DEBUG, INFO, WARNING, ERROR or CRITICAL
+``PDP_BIND``           127.0.0.1:8080              ``pdp serve``: HOST:PORT to listen on
+``PDP_WORKERS``        2                           ``pdp serve``: gunicorn worker processes
+``PDP_THREADS``        4                           ``pdp serve``: threads per worker
+``PDP_PUBLIC_URL``     (the request's host)        the service's public base URL, for the
+                                                   AuthZEN metadata document
+``PDP_GATEWAY_SUBJECT_HEADERS`` 0                  1: ``/v1/authz/http`` answers an allow
+                                                   with ``X-PDP-Subject`` for the upstream
 =====================  ==========================  ==========================================
 """
 
@@ -29,6 +41,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from pdp.errors import PdpError
 
@@ -59,6 +72,19 @@ class Settings:
     max_policy_files: int | None = None
     #: Seconds a caller's key lookup stays cached; 0 turns the cache off.
     auth_cache_ttl: float | None = None
+    #: Most checks in one batch decision request; ``None`` = ApiOptions' default (100).
+    max_batch_checks: int | None = None
+    #: Level of the JSON logs on stdout (:mod:`pdp.api.logging`).
+    log_level: str = "INFO"
+    #: ``pdp serve``: where to listen, how many worker processes and threads each.
+    bind: str = "127.0.0.1:8080"
+    workers: int = 2
+    threads: int = 4
+    #: The service's public base URL (``https://pdp.example.com``) for the AuthZEN
+    #: metadata; ``None``: taken from each request's scheme and host.
+    public_url: str | None = None
+    #: The gateway endpoint adds ``X-PDP-Subject`` (the subject's ``sub``) to an allow.
+    gateway_subject_headers: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -72,6 +98,13 @@ class Settings:
             max_json_depth=_positive_int(environ, "PDP_MAX_JSON_DEPTH", None),
             max_policy_files=_positive_int(environ, "PDP_MAX_POLICY_FILES", None),
             auth_cache_ttl=_non_negative_float(environ, "PDP_AUTH_CACHE_TTL"),
+            max_batch_checks=_positive_int(environ, "PDP_MAX_BATCH_CHECKS", None),
+            log_level=_log_level(environ),
+            bind=_str(environ, "PDP_BIND", "127.0.0.1:8080"),
+            workers=_positive_int(environ, "PDP_WORKERS", 2),
+            threads=_positive_int(environ, "PDP_THREADS", 4),
+            public_url=_public_url(environ),
+            gateway_subject_headers=_flag(environ, "PDP_GATEWAY_SUBJECT_HEADERS"),
         )
 
     @property
@@ -124,6 +157,45 @@ def _non_negative_float(environ: Mapping[str, str], name: str) -> float | None:
     if not number >= 0 or number == float("inf"):
         raise ConfigError(f"{name} must be zero or a positive number of seconds, not {value!r}")
     return number
+
+
+def _public_url(environ: Mapping[str, str]) -> str | None:
+    """``PDP_PUBLIC_URL``: an absolute http(s) URL without query or fragment; no
+    trailing slash."""
+    value = _raw(environ, "PDP_PUBLIC_URL")
+    if value is None:
+        return None
+    try:
+        parts = urlsplit(value)
+        parts.port                               # noqa: B018 - raises on a bad port
+    except ValueError:
+        parts = None
+    if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname
+            or parts.query or parts.fragment or "?" in value or "#" in value
+            or any(c.isspace() or ord(c) < 32 for c in value)):
+        raise ConfigError("PDP_PUBLIC_URL must be an absolute http(s) URL without query "
+                          f"or fragment, such as https://pdp.example.com, not {value!r}")
+    return value.rstrip("/")
+
+
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    value = _raw(environ, name)
+    if value is None:
+        return False
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0 (true/false, yes/no, on/off), not {value!r}")
+
+
+def _log_level(environ: Mapping[str, str]) -> str:
+    value = _str(environ, "PDP_LOG_LEVEL", "INFO").upper()
+    if value not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigError("PDP_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, "
+                          f"not {value!r}")
+    return value
 
 
 def _positive_int(environ: Mapping[str, str], name: str, default: int | None) -> int | None:

@@ -186,6 +186,22 @@ def store(database_url) -> Iterator[Database]:
         database.dispose()
 
 
+@pytest.fixture
+def live_server(database_url) -> Iterator:
+    """Start real servers (``pdp serve``, gunicorn) on the test's database:
+    ``base_url = live_server({"PDP_…": "…"}, workers=2, args=["--dev"])``; each
+    is stopped (SIGTERM) after the test. See ``tests/live.py``."""
+    from contextlib import ExitStack
+
+    from tests.live import live_server as start
+
+    with ExitStack() as stack:
+        def run(env=None, **options):
+            return stack.enter_context(start(env, database_url=database_url, **options))
+
+        yield run
+
+
 def pytest_terminal_summary(terminalreporter):
     if _postgres_skipped:
         terminalreporter.write_sep(

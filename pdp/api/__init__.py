@@ -7,7 +7,14 @@ them in ``app.extensions["pdp"]`` (:class:`~pdp.api.context.Services`) and
 registers one blueprint per concern:
 
 * :mod:`pdp.api.health` — ``/healthz``, ``/readyz`` (no key);
-* :mod:`pdp.api.policies` — ``/v1/policy-sets/…`` (role ``admin``).
+* :mod:`pdp.api.metrics` — ``/metrics`` (no key), and HTTP request counts;
+* :mod:`pdp.api.logging` — JSON logs, one line per request with its id;
+* :mod:`pdp.api.policies` — ``/v1/policy-sets/…`` (role ``admin``);
+* :mod:`pdp.api.decide` — ``/v1/decide``, ``/decide``, ``/v1/decide/batch`` (role ``decide``);
+* :mod:`pdp.api.authzen` — ``/access/v1/evaluation(s)`` (role ``decide``, trusted claims)
+  and ``/.well-known/authzen-configuration`` (no key);
+* :mod:`pdp.api.gateway` — ``/v1/authz/http[/…]`` for nginx and Envoy (role ``decide``,
+  key in ``X-PDP-Key``).
 
 Errors of every kind are answered in one JSON shape (:mod:`pdp.api.errors`);
 request bodies are read strictly (:mod:`pdp.api.json`) and validated by
@@ -22,26 +29,35 @@ import threading
 
 from flask import Flask
 
-from pdp.api import health, policies
+from pdp.api import authzen, decide, gateway, health, policies
+from pdp.api import logging as request_logging
+from pdp.api import metrics
 from pdp.api.auth import Authenticator
 from pdp.api.context import EXTENSION, ApiOptions, Services, services
 from pdp.api.errors import register_error_handlers
+from pdp.api.tokens import TokenVerifier
 from pdp.config import Settings
 from pdp.service import keys
 from pdp.service.active import ActivePolicies
+from pdp.service.decisions import DecisionService, DecisionSink, NullSink, policy_set_exists
 from pdp.store.db import Database
 
 __all__ = ["ApiOptions", "Services", "create_app", "services"]
 
 
 def create_app(settings: Settings | None = None, *, store: Database | None = None,
-               options: ApiOptions | None = None) -> Flask:
+               options: ApiOptions | None = None, verifier: TokenVerifier | None = None,
+               sink: DecisionSink | None = None) -> Flask:
     """The WSGI application.
 
     ``settings`` default to :meth:`Settings.from_env`; ``store`` (a migrated
     :class:`Database`) defaults to one opened on ``settings.database_url`` and is
     then owned by the app; ``options`` (HTTP limits, key cache) default to
-    :meth:`ApiOptions.from_settings`.
+    :meth:`ApiOptions.from_settings`; ``verifier`` (end-user tokens; anything with
+    ``verify(token) -> claims``) defaults to :meth:`TokenVerifier.from_env`, whose
+    remote JWKS start loading in the background; ``sink`` (where each decision is
+    recorded) defaults to :class:`~pdp.service.decisions.NullSink`; it is wrapped in
+    :class:`~pdp.api.metrics.MeteredSink`, which counts each decision for ``/metrics``.
 
     The watcher that keeps the active policy versions current starts with the
     first request, in the process that serves it (so a server that forks workers
@@ -51,18 +67,32 @@ def create_app(settings: Settings | None = None, *, store: Database | None = Non
     settings = settings if settings is not None else Settings.from_env()
     options = options if options is not None else ApiOptions.from_settings(settings)
     db = store if store is not None else Database(settings.database_url)
-    active = ActivePolicies(db, poll_interval=settings.effective_poll_interval)
+    active = ActivePolicies(db, poll_interval=settings.effective_poll_interval,
+                            on_change=metrics.set_policy_version)
     authenticator = Authenticator(functools.partial(keys.authenticate, db),
                                   ttl=options.auth_cache_ttl)
+    if verifier is None:
+        verifier = TokenVerifier.from_env()
+        verifier.warm(wait=False)
+    decisions = DecisionService(active, verifier,
+                                metrics.MeteredSink(sink if sink is not None else NullSink()),
+                                set_exists=functools.partial(policy_set_exists, db))
 
+    request_logging.configure_logging(settings.log_level)
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = options.max_body_bytes
     app.json.sort_keys = False
     app.extensions[EXTENSION] = Services(settings=settings, options=options, db=db,
-                                         active=active, authenticator=authenticator)
+                                         active=active, authenticator=authenticator,
+                                         decisions=decisions)
     register_error_handlers(app)
+    request_logging.init_app(app)
+    metrics.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(policies.bp)
+    app.register_blueprint(decide.bp)
+    app.register_blueprint(authzen.bp)
+    app.register_blueprint(gateway.bp)
 
     start_lock = threading.Lock()
 

@@ -17,6 +17,7 @@ from pdp.store.db import Database
 
 if TYPE_CHECKING:
     from pdp.api.auth import Authenticator
+    from pdp.service.decisions import DecisionService
 
 EXTENSION = "pdp"
 
@@ -28,7 +29,7 @@ class ApiOptions:
     Read from :class:`~pdp.config.Settings` by :meth:`from_settings`; a field the
     settings do not (yet) have keeps its default here. Environment variables:
     ``PDP_MAX_BODY_BYTES``, ``PDP_MAX_PUBLISH_BYTES``, ``PDP_MAX_JSON_DEPTH``,
-    ``PDP_MAX_POLICY_FILES``, ``PDP_AUTH_CACHE_TTL``.
+    ``PDP_MAX_POLICY_FILES``, ``PDP_AUTH_CACHE_TTL``, ``PDP_MAX_BATCH_CHECKS``.
     """
 
     #: Largest request body, in bytes (413 above it) …
@@ -42,6 +43,8 @@ class ApiOptions:
     max_policy_files: int = 1000
     #: Seconds an authenticated (or refused) key is remembered; 0 disables the cache.
     auth_cache_ttl: float = 5.0
+    #: Most checks in one ``POST /v1/decide/batch`` (400 naming ``checks`` beyond).
+    max_batch_checks: int = 100
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ApiOptions:
@@ -66,6 +69,8 @@ class Services:
     db: Database
     active: ActivePolicies
     authenticator: Authenticator
+    #: Deciding (:mod:`pdp.service.decisions`); set by :func:`pdp.api.create_app`.
+    decisions: DecisionService | None = None
 
 
 def services(app: Flask | None = None) -> Services:

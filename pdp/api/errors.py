@@ -17,8 +17,9 @@ raised                                    status  ``error.code``
 :class:`~pdp.errors.NotFound`             404     its code
 :class:`~pdp.errors.Conflict`             409     its code
 :class:`Unauthenticated`                  401     ``unauthenticated`` (+ ``WWW-Authenticate``)
-:class:`Forbidden`                        403     ``forbidden``
+:class:`~pdp.errors.Forbidden`            403     ``forbidden`` (:class:`Forbidden` too)
 :class:`~pdp.store.StoreError`            503     ``store_unavailable`` … (details logged)
+:class:`~pdp.errors.Unavailable`          503     its code (``no_active_version`` …)
 any other :class:`~pdp.errors.PdpError`   400     its code (a deliberate refusal of the input)
 werkzeug ``HTTPException``                its     ``not_found``, ``method_not_allowed``,
                                           own     ``payload_too_large`` …
@@ -36,7 +37,8 @@ import re
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from pdp.errors import Conflict, LimitError, NotFound, PdpError, PolicyError, RequestError
+from pdp.errors import Conflict, LimitError, NotFound, PdpError, PolicyError, RequestError, Unavailable
+from pdp.errors import Forbidden as BaseForbidden
 from pdp.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -51,22 +53,22 @@ class Unauthenticated(PdpError):
         super().__init__(message)
 
 
-class Forbidden(PdpError):
-    """A known caller without the right to do this."""
-
-    code = "forbidden"
+class Forbidden(BaseForbidden):
+    """A known caller without the right to do this (also raised by the service
+    layer as :class:`pdp.errors.Forbidden`; both are 403)."""
 
 
 #: Most specific class first; the first match decides.
 STATUS_BY_ERROR: tuple[tuple[type[PdpError], int], ...] = (
     (Unauthenticated, 401),
-    (Forbidden, 403),
+    (BaseForbidden, 403),
     (PolicyError, 422),
     (NotFound, 404),
     (Conflict, 409),
     (RequestError, 400),
     (LimitError, 400),
     (StoreError, 503),
+    (Unavailable, 503),
 )
 
 #: ``error.code`` for HTTP errors raised by Flask/werkzeug themselves.
@@ -121,7 +123,7 @@ def pdp_error_response(exc: PdpError) -> Response:
     status = status_of(exc)
     headers = {"WWW-Authenticate": 'Bearer realm="pdp"'} if status == 401 else None
     message = exc.message
-    if status == 503:                  # the driver's words stay in the log
+    if isinstance(exc, StoreError):    # the driver's words stay in the log
         log.error("store unavailable: %s", exc)
         message = STORE_MESSAGE
     diagnostics = ([d.to_dict() for d in exc.diagnostics]

@@ -44,7 +44,7 @@ Development tokens: :func:`mint_dev_token` signs with a development key kept in
 0600) and writes its public JWKS to ``var/dev-jwks.json``; it refuses unless
 ``PDP_DEV_MODE=1`` (or ``dev=True``).
 
-See ``docs/tokens.md`` for the operator's view.
+See ``docs/operations.md`` (End-user tokens) for the operator's view.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 ``main`` is the root group; each concern adds its commands next to the resource
 it manages: :mod:`pdp.cli.policy` (the ``policy`` group: check, test, fmt, eval,
 compile), :mod:`pdp.cli.store` (``policy push|versions|activate|show|diff``,
-``db``, ``keys``).
+``db``, ``keys``), :mod:`pdp.cli.token` (``token mint``), :mod:`pdp.cli.serve`
+(``serve``).
 
 Exit status: 0 success; 1 refused or invalid input (a policy error, a conflict,
 something not found, a store that cannot be used); 2 a usage error. Every
@@ -17,6 +18,7 @@ import click
 
 from pdp.cli._common import PdpGroup
 from pdp.cli.policy import policy
+from pdp.cli.serve import serve
 from pdp.cli.store import db, keys
 from pdp.cli.token import token
 
@@ -30,5 +32,6 @@ main.add_command(policy)
 main.add_command(db)
 main.add_command(keys)
 main.add_command(token)
+main.add_command(serve)
 
 __all__ = ["main"]

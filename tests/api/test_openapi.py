@@ -56,11 +56,14 @@ def test_every_route_is_documented_and_every_documented_route_exists(app, spec):
 
 
 def test_path_parameters_are_declared(spec):
+    """Every ``{name}`` of a path is an ``in: path`` parameter, and no other is."""
     for path, item in spec["paths"].items():
-        declared = {resolve(spec, p)["name"] for p in item.get("parameters", [])}
+        declared = {resolve(spec, p)["name"] for p in item.get("parameters", [])
+                    if resolve(spec, p)["in"] == "path"}
         for method, op in item.items():
             if method in METHODS:
-                names = declared | {resolve(spec, p)["name"] for p in op.get("parameters", [])}
+                names = declared | {resolve(spec, p)["name"] for p in op.get("parameters", [])
+                                    if resolve(spec, p)["in"] == "path"}
                 assert set(re.findall(r"\{([^}]+)\}", path)) == names, (path, method)
 
 

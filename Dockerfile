@@ -1,0 +1,46 @@
+# pdp, the decision service: gunicorn (pdp serve) as a non-root user.
+#
+#   docker build -t pdp .
+#   docker run -p 8080:8080 -e PDP_DATABASE_URL=postgresql+psycopg://pdp@db/pdp pdp
+#
+# The container applies the database migrations when it starts (`pdp serve`), then
+# serves on 0.0.0.0:8080. Without PDP_DATABASE_URL it uses a SQLite file in the
+# volume /var/lib/pdp (one replica only). See docs/operations.md.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    VIRTUAL_ENV=/opt/pdp \
+    PATH=/opt/pdp/bin:$PATH
+
+RUN python -m venv /opt/pdp \
+ && groupadd --system --gid 10001 pdp \
+ && useradd --system --uid 10001 --gid pdp --home-dir /var/lib/pdp --create-home \
+            --shell /usr/sbin/nologin pdp
+
+# The source tree, owned by root and read-only to the service. pdp finds its
+# migrations next to the package (migrations/ beside pdp/), so the package is
+# installed in place (editable) rather than copied into site-packages.
+WORKDIR /opt/pdp/src
+COPY pyproject.toml README.md gunicorn.conf.py ./
+COPY migrations ./migrations
+COPY pdp ./pdp
+RUN pip install --no-compile -e . "gunicorn>=23" "prometheus_client>=0.20" \
+ && python -m compileall -q pdp migrations \
+ && pdp --help > /dev/null
+
+USER 10001:10001
+WORKDIR /var/lib/pdp
+VOLUME ["/var/lib/pdp"]
+
+ENV PDP_BIND=0.0.0.0:8080 \
+    PDP_DATABASE_URL=sqlite:////var/lib/pdp/pdp.db
+
+EXPOSE 8080
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; port = os.environ.get('PDP_BIND', '0.0.0.0:8080').rsplit(':', 1)[1]; urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=2)"]
+
+CMD ["pdp", "serve"]

@@ -1,0 +1,180 @@
+"""Structured logs: one JSON object per line on stdout.
+
+Every record has ``time`` (UTC, ISO 8601 with milliseconds), ``level``, ``logger``
+and ``message``; records made while a request is served also carry its
+``request_id``. :func:`init_app` logs one line per request (logger ``pdp.http``)
+with ``method``, ``path`` (never the query string), ``route``, ``status``,
+``duration_ms`` and ``caller`` (the API key's name, once authenticated), and
+answers every request with an ``X-Request-Id`` header (the caller's own, when it
+sent a sane one, else a new one).
+
+Never logged: request headers (so neither ``Authorization`` nor ``X-PDP-Key``),
+bodies (so no end-user token), query strings, API keys, tokens; in the path,
+anything that looks like a JWT or a pdp key is replaced by ``[redacted]``. Messages of other
+modules follow the same rule (``pdp.api.tokens`` names claims and codes only).
+
+:func:`configure_logging` installs the handler on the root logger once per process
+(``create_app`` and ``pdp serve`` call it; the level is ``PDP_LOG_LEVEL``);
+gunicorn's own logger is routed to it by ``pdp.api.gunicorn_conf``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+import traceback
+import uuid
+from datetime import datetime, timezone
+
+from flask import Flask, Response, g, has_request_context, request
+
+#: Attributes of a ``LogRecord`` that are not extra fields.
+_STANDARD = frozenset(vars(logging.LogRecord("x", 0, "x", 0, "x", None, None))) | {
+    "message", "asctime", "taskName"}
+#: Extra fields copied into the JSON object, in this order.
+FIELDS = ("request_id", "method", "path", "route", "status", "duration_ms", "caller",
+          "remote_addr")
+#: An ``X-Request-Id`` the caller may choose: short and printable.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+#: Paths whose successful requests are logged at DEBUG only.
+QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+#: What looks like a JWT or a pdp API key, wherever a caller put it.
+_SECRET_LIKE = re.compile(r"eyJ[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-]*)?"
+                          r"|pdp_[A-Za-z0-9_\-]{16,}")
+MAX_PATH_CHARS = 512
+
+http_log = logging.getLogger("pdp.http")
+
+
+def safe_path(path: str) -> str:
+    """``path`` as logged: JWT- and key-like parts replaced, at most 512 characters."""
+    cleaned = _SECRET_LIKE.sub("[redacted]", path)
+    return cleaned if len(cleaned) <= MAX_PATH_CHARS else cleaned[:MAX_PATH_CHARS] + "…"
+
+
+class JsonFormatter(logging.Formatter):
+    """A record → one line of JSON."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc)
+                            .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                entry[name] = value
+        for name, value in vars(record).items():
+            if name in _STANDARD or name in entry or name.startswith("_") or value is None:
+                continue
+            entry[name] = value if isinstance(value, (str, int, float, bool)) else repr(value)
+        if record.exc_info:
+            entry["exception"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
+        elif record.exc_text:
+            entry["exception"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stdout`` is at the time (test capture replaces it)."""
+
+    _pdp = True
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+
+    @property                                    # type: ignore[override]
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds the current request's id to records made while serving it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None and has_request_context():
+            record.request_id = g.get("request_id")
+        return True
+
+
+def handler() -> logging.Handler:
+    """A new stdout handler with the JSON formatter and the request-id filter."""
+    h = _StdoutHandler()
+    h.setFormatter(JsonFormatter())
+    h.addFilter(RequestIdFilter())
+    return h
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Log JSON lines to stdout at ``level`` from the root logger.
+
+    Idempotent: a second call only changes the level. Handlers that others
+    installed (pytest's capture, for one) are left alone.
+    """
+    root = logging.getLogger()
+    if not any(getattr(h, "_pdp", False) for h in root.handlers):
+        root.addHandler(handler())
+    root.setLevel(level.upper())
+    # Werkzeug's development server logs its own access lines; ours replace them.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    # Alembic announces each of its plugins at INFO whenever migrations run.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+# --------------------------------------------------------------------------- requests
+
+def _request_id() -> str:
+    given = request.headers.get("X-Request-Id", "")
+    return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+
+
+def _begin() -> None:
+    g.request_id = _request_id()
+    g.pdp_log_started = time.perf_counter()
+
+
+def _end(response: Response) -> Response:
+    request_id = g.get("request_id") or _request_id()
+    response.headers["X-Request-Id"] = request_id
+    started = g.get("pdp_log_started")
+    duration_ms = round((time.perf_counter() - started) * 1000, 3) if started else None
+    caller = g.get("caller")
+    status = response.status_code
+    if status == 503 and request.path in QUIET_PATHS:
+        level = logging.WARNING                 # not ready: expected while starting
+    elif status >= 500:
+        level = logging.ERROR
+    elif request.path in QUIET_PATHS and status < 400:
+        level = logging.DEBUG                   # probes and scrapes: every few seconds
+    else:
+        level = logging.INFO
+    path = safe_path(request.path)
+    http_log.log(level, "%s %s %d", request.method[:16], path, status, extra={
+        "request_id": request_id,
+        "method": request.method[:16],
+        "path": path,
+        "route": request.url_rule.rule if request.url_rule is not None else None,
+        "status": status,
+        "duration_ms": duration_ms,
+        "caller": getattr(caller, "name", None),
+        "remote_addr": request.remote_addr,
+    })
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Give every request an id and log one line when it is answered."""
+    app.before_request(_begin)
+    app.after_request(_end)

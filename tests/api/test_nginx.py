@@ -1,0 +1,264 @@
+"""A real nginx (``auth_request``) in front of a small upstream, asking a real pdp
+(``pdp serve``, gunicorn) through ``/v1/authz/http`` — the ```nginx block of
+``docs/gateways.md`` itself, run.
+
+Proves: an allow reaches the upstream (with the subject header, the client's own
+copy of which is dropped); a 401 or 403 never reaches it; headers a client sends to
+spoof ``X-Original-URI``/``X-Original-Method`` are overwritten by nginx; an encoded
+path is decided as the upstream will see it; and with pdp down the client gets a
+5xx from nginx and the upstream is never reached.
+
+nginx is looked for at ``/usr/sbin/nginx`` (or on ``PATH``). Without it the test is
+skipped with a loud reason — and fails when ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import jwt
+import pytest
+
+from pdp.service import keys, policies
+from tests.conftest import IN_CI
+from tests.live import free_port, live_server
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "nginx-tests-hmac-secret-of-32-bytes-or-more"
+
+DOC = ROOT / "docs" / "gateways.md"
+#: The placeholders of the documented block, replaced by the test's own.
+DOC_PDP = "http://127.0.0.1:8080/v1/authz/http"
+DOC_UPSTREAM = "http://app_upstream"
+DOC_KEY = "pdp_REPLACE_WITH_THE_GATEWAY_KEY"
+
+#: A whole nginx.conf around the documented locations, private to a temporary
+#: directory (pid, logs, temp paths), in the foreground, one process.
+NGINX_CONF = """\
+daemon off;
+master_process off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log info;
+events {{ worker_connections 64; }}
+http {{
+  access_log {dir}/access.log;
+  client_body_temp_path {dir}/client_body;
+  proxy_temp_path {dir}/proxy;
+  fastcgi_temp_path {dir}/fastcgi;
+  uwsgi_temp_path {dir}/uwsgi;
+  scgi_temp_path {dir}/scgi;
+  server {{
+    listen 127.0.0.1:{port};
+{locations}
+  }}
+}}
+"""
+
+
+def documented_locations() -> str:
+    """The ```nginx block of docs/gateways.md, the one the docs tell operators to use."""
+    blocks = re.findall(r"^```nginx\n(.*?)^```", DOC.read_text(encoding="utf-8"), re.M | re.S)
+    assert len(blocks) == 1, "docs/gateways.md must have exactly one ```nginx block"
+    block = blocks[0]
+    for placeholder in (DOC_PDP, DOC_UPSTREAM, DOC_KEY):
+        assert placeholder in block, placeholder
+    return block
+
+
+def find_nginx() -> str:
+    path = "/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else shutil.which("nginx")
+    if path:
+        return path
+    reason = "nginx is not installed (apt-get install -y nginx)"
+    if IN_CI:
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    pytest.skip(f"!!! {reason} — the nginx gateway test was NOT run !!!")
+
+
+class Upstream:
+    """An HTTP server that records every request it receives and answers 200."""
+
+    def __init__(self):
+        self.requests: list[tuple[str, str, dict]] = []
+        upstream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _any(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                upstream.requests.append((self.command, self.path, dict(self.headers)))
+                body = b"upstream ok"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _any
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Nginx:
+    def __init__(self, binary: str, directory: Path, *, upstream: int, pdp: int, key: str):
+        self.port = free_port()
+        self.directory = directory
+        self.conf = directory / "nginx.conf"
+        locations = (documented_locations()
+                     .replace(DOC_PDP, f"http://127.0.0.1:{pdp}/v1/authz/http")
+                     .replace(DOC_UPSTREAM, f"http://127.0.0.1:{upstream}")
+                     .replace(DOC_KEY, key))
+        self.conf.write_text(NGINX_CONF.format(dir=directory, port=self.port,
+                                               locations=locations))
+        self.command = [binary, "-p", str(directory), "-c", str(self.conf),
+                        "-e", str(directory / "error.log")]
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self):
+        check = subprocess.run([*self.command, "-t"], capture_output=True, text=True)
+        assert check.returncode == 0, check.stderr
+        self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return self
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("nginx did not start:\n" + self.errors()) from None
+                time.sleep(0.05)
+
+    def __exit__(self, *exc):
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def errors(self) -> str:
+        path = self.directory / "error.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def request(self, method: str, path: str, headers: dict | None = None,
+                body: bytes | None = None) -> tuple[int, dict, bytes]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            connection.putrequest(method, path, skip_accept_encoding=True)
+            for name, value in (headers or {}).items():
+                connection.putheader(name, value)
+            if body is not None:
+                connection.putheader("Content-Length", str(len(body)))
+            connection.endheaders(body)
+            response = connection.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            connection.close()
+
+
+def bearer(sub="alice", roles=("user",)) -> dict:
+    token = jwt.encode({"sub": sub, "roles": list(roles), "exp": time.time() + 300},
+                       SECRET, algorithm="HS256")
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_nginx_auth_request_in_front_of_an_upstream(store, database_url, tmp_path):
+    binary = find_nginx()
+    policies.publish(store, {"gateway.policy": (ROOT / "policies" / "gateway.policy")
+                             .read_text(encoding="utf-8")}, published_by="tests", activate=True)
+    policies.publish(store, {"open.policy": 'policy "open" {\n  permit * on *\n}\n'},
+                     policy_set="open", published_by="tests", activate=True)
+    key = keys.create_key(store, name="nginx", roles=("decide",), created_by="tests").secret
+    env = {"PDP_JWT_HS_SECRET": SECRET, "PDP_GATEWAY_SUBJECT_HEADERS": "1"}
+
+    with Upstream() as upstream, contextlib.ExitStack() as pdp_stack:
+        pdp = pdp_stack.enter_context(live_server(env, database_url=database_url, workers=2))
+        pdp_port = int(pdp.rsplit(":", 1)[1])
+        with Nginx(binary, tmp_path, upstream=upstream.port, pdp=pdp_port, key=key) as nginx:
+            def ask(method, path, headers=None, body=None):
+                before = len(upstream.requests)
+                status, response_headers, content = nginx.request(method, path, headers, body)
+                return status, response_headers, content, upstream.requests[before:]
+
+            # Allow: anyone may GET /health; the upstream is reached, once.
+            status, _, content, reached = ask("GET", "/health")
+            assert (status, content) == (200, b"upstream ok"), nginx.errors()
+            assert [(m, p) for m, p, _ in reached] == [("GET", "/health")]
+
+            # Allow for a signed-in user, with the subject passed on; a POST keeps its body.
+            status, _, _, reached = ask("POST", "/api/orders?x=1", bearer("alice"), b"{}")
+            assert status == 200
+            assert reached[0][:2] == ("POST", "/api/orders?x=1")
+            assert reached[0][2].get("X-PDP-Subject") == "alice"
+
+            # A client's own X-PDP-Subject never reaches the upstream.
+            status, _, _, reached = ask("GET", "/health", {"X-PDP-Subject": "root"})
+            assert status == 200 and "X-PDP-Subject" not in reached[0][2]
+
+            # 401: no token where one is needed; the challenge reaches the client.
+            status, headers, _, reached = ask("GET", "/api/orders")
+            assert status == 401 and reached == []
+            assert headers.get("WWW-Authenticate", "").startswith("Bearer")
+
+            # 401: an invalid token.
+            status, _, _, reached = ask("GET", "/api/orders", {"Authorization": "Bearer x.y.z"})
+            assert status == 401 and reached == []
+
+            # 403: signed in but not allowed; the method is the client's, not nginx's GET.
+            status, _, _, reached = ask("GET", "/admin/users", bearer("alice"))
+            assert status == 403 and reached == []
+            status, _, _, reached = ask("DELETE", "/api/orders/7", bearer("alice"))
+            assert status == 403 and reached == []
+            status, _, _, reached = ask("DELETE", "/api/orders/7",
+                                        bearer("root", ["user", "admin"]))
+            assert status == 200 and reached[0][:2] == ("DELETE", "/api/orders/7")
+
+            # Spoofed X-Original-* headers are overwritten by nginx: the real request decides.
+            spoof = {"X-Original-URI": "/health", "X-Original-Method": "GET"}
+            status, _, _, reached = ask("GET", "/admin/users", {**spoof, **bearer("alice")})
+            assert status == 403 and reached == []
+            status, _, _, reached = ask("DELETE", "/api/orders/7", {**spoof, **bearer("alice")})
+            assert status == 403 and reached == []
+
+            # A client cannot pick a friendlier policy set: nginx sets the header.
+            status, _, _, reached = ask("GET", "/admin/users",
+                                        {"X-PDP-Policy-Set": "open", **bearer("alice")})
+            assert status == 403 and reached == []
+
+            # An encoded path is decided as the upstream will see it.
+            status, _, _, reached = ask("GET", "/%61dmin/users", bearer("alice"))
+            assert status == 403 and reached == []
+            status, _, _, reached = ask("GET", "/public/%2e%2e/admin/users", bearer("alice"))
+            assert status in (400, 403) and reached == []
+
+            # pdp down: nginx answers 5xx and the upstream is never reached.
+            pdp_stack.close()
+            status, _, _, reached = ask("GET", "/health")
+            assert status >= 500 and reached == []
