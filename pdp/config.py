@@ -91,13 +91,13 @@ class Settings:
         """Settings from ``PDP_*`` variables; unset or empty means the default."""
         return cls(
             database_url=_str(environ, "PDP_DATABASE_URL", DEFAULT_DATABASE_URL),
-            poll_interval=_positive_float(environ, "PDP_POLL_INTERVAL"),
+            poll_interval=_seconds(environ, "PDP_POLL_INTERVAL"),
             max_data_bytes=_positive_int(environ, "PDP_MAX_DATA_BYTES", DEFAULT_MAX_DATA_BYTES),
             max_body_bytes=_positive_int(environ, "PDP_MAX_BODY_BYTES", None),
             max_publish_bytes=_positive_int(environ, "PDP_MAX_PUBLISH_BYTES", None),
             max_json_depth=_positive_int(environ, "PDP_MAX_JSON_DEPTH", None),
             max_policy_files=_positive_int(environ, "PDP_MAX_POLICY_FILES", None),
-            auth_cache_ttl=_non_negative_float(environ, "PDP_AUTH_CACHE_TTL"),
+            auth_cache_ttl=_seconds(environ, "PDP_AUTH_CACHE_TTL", zero_ok=True),
             max_batch_checks=_positive_int(environ, "PDP_MAX_BATCH_CHECKS", None),
             log_level=_log_level(environ),
             bind=_str(environ, "PDP_BIND", "127.0.0.1:8080"),
@@ -133,7 +133,8 @@ def _str(environ: Mapping[str, str], name: str, default: str) -> str:
     return default if value is None else value
 
 
-def _positive_float(environ: Mapping[str, str], name: str) -> float | None:
+def _seconds(environ: Mapping[str, str], name: str, *, zero_ok: bool = False) -> float | None:
+    """A finite number of seconds, positive (or zero when ``zero_ok``); unset: None."""
     value = _raw(environ, name)
     if value is None:
         return None
@@ -141,21 +142,9 @@ def _positive_float(environ: Mapping[str, str], name: str) -> float | None:
         number = float(value)
     except ValueError:
         raise ConfigError(f"{name} must be a number of seconds, not {value!r}") from None
-    if not number > 0 or number == float("inf"):
-        raise ConfigError(f"{name} must be a positive number of seconds, not {value!r}")
-    return number
-
-
-def _non_negative_float(environ: Mapping[str, str], name: str) -> float | None:
-    value = _raw(environ, name)
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, not {value!r}") from None
-    if not number >= 0 or number == float("inf"):
-        raise ConfigError(f"{name} must be zero or a positive number of seconds, not {value!r}")
+    if not (number >= 0 if zero_ok else number > 0) or number == float("inf"):
+        kind = "zero or a positive" if zero_ok else "a positive"
+        raise ConfigError(f"{name} must be {kind} number of seconds, not {value!r}")
     return number
 
 
