@@ -33,6 +33,13 @@ variable               default                     meaning
                                                    AuthZEN metadata document
 ``PDP_GATEWAY_SUBJECT_HEADERS`` 0                  1: ``/v1/authz/http`` answers an allow
                                                    with ``X-PDP-Subject`` for the upstream
+``PDP_AUDIT_MODE``     async                       the decision log: ``async``, ``durable``
+                                                   (answer after the record is kept) or ``off``
+``PDP_AUDIT_QUEUE_SIZE`` 10000                     records buffered in memory per process
+``PDP_AUDIT_FLUSH_INTERVAL`` 200                   milliseconds between batch writes (async)
+``PDP_AUDIT_BATCH_SIZE`` 500                       most records in one insert transaction
+``PDP_AUDIT_SPILL_DIR`` ``var/audit-spill``        where records wait when the store is down
+``PDP_AUDIT_REDACT_CLAIMS`` (none)                 claims recorded as ``"[redacted]"``
 =====================  ==========================  ==========================================
 """
 
@@ -85,6 +92,19 @@ class Settings:
     public_url: str | None = None
     #: The gateway endpoint adds ``X-PDP-Subject`` (the subject's ``sub``) to an allow.
     gateway_subject_headers: bool = False
+    #: The decision log (:mod:`pdp.audit`): ``async``, ``durable`` or ``off``.
+    audit_mode: str = "async"
+    #: Records buffered in memory per process before they spill to disk.
+    audit_queue_size: int = 10_000
+    #: Milliseconds between two batch writes in ``async`` mode.
+    audit_flush_interval_ms: int = 200
+    #: Most records written in one transaction.
+    audit_batch_size: int = 500
+    #: Where records are spilled when the store is slow or down (relative to the
+    #: working directory).
+    audit_spill_dir: str = "var/audit-spill"
+    #: Names of claims whose values are recorded as ``"[redacted]"``.
+    audit_redact_claims: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -105,6 +125,12 @@ class Settings:
             threads=_positive_int(environ, "PDP_THREADS", 4),
             public_url=_public_url(environ),
             gateway_subject_headers=_flag(environ, "PDP_GATEWAY_SUBJECT_HEADERS"),
+            audit_mode=_audit_mode(environ),
+            audit_queue_size=_positive_int(environ, "PDP_AUDIT_QUEUE_SIZE", 10_000),
+            audit_flush_interval_ms=_positive_int(environ, "PDP_AUDIT_FLUSH_INTERVAL", 200),
+            audit_batch_size=_positive_int(environ, "PDP_AUDIT_BATCH_SIZE", 500),
+            audit_spill_dir=_str(environ, "PDP_AUDIT_SPILL_DIR", "var/audit-spill"),
+            audit_redact_claims=_names(environ, "PDP_AUDIT_REDACT_CLAIMS"),
         )
 
     @property
@@ -177,6 +203,21 @@ def _flag(environ: Mapping[str, str], name: str) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{name} must be 1 or 0 (true/false, yes/no, on/off), not {value!r}")
+
+
+def _audit_mode(environ: Mapping[str, str]) -> str:
+    value = _str(environ, "PDP_AUDIT_MODE", "async").lower()
+    if value not in ("async", "durable", "off"):
+        raise ConfigError(f"PDP_AUDIT_MODE must be async, durable or off, not {value!r}")
+    return value
+
+
+def _names(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list of names (blanks ignored)."""
+    value = _raw(environ, name)
+    if value is None:
+        return ()
+    return tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
 
 
 def _log_level(environ: Mapping[str, str]) -> str:

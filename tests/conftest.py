@@ -207,3 +207,14 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_sep(
             "!", f"{len(_postgres_skipped)} PostgreSQL test(s) SKIPPED: {_postgres_skipped[0]}",
             red=True, bold=True)
+
+
+@pytest.fixture(autouse=True)
+def _private_working_directory(request, tmp_path, monkeypatch):
+    """Apps built in tests keep their relative paths (``var/audit-spill`` …) in a
+    directory of the test's own, so no test replays another's spill files or
+    leaves files in the checkout. Tests that read project files use absolute
+    paths (``ROOT / …``)."""
+    parts = request.node.path.parts
+    if "api" in parts or "audit" in parts:
+        monkeypatch.chdir(tmp_path)

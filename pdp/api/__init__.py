@@ -14,7 +14,9 @@ registers one blueprint per concern:
 * :mod:`pdp.api.authzen` — ``/access/v1/evaluation(s)`` (role ``decide``, trusted claims)
   and ``/.well-known/authzen-configuration`` (no key);
 * :mod:`pdp.api.gateway` — ``/v1/authz/http[/…]`` for nginx and Envoy (role ``decide``,
-  key in ``X-PDP-Key``).
+  key in ``X-PDP-Key``);
+* :mod:`pdp.api.decisions` — ``/v1/decisions[/export|/stats|/{id}]``, reading the
+  decision log (role ``auditor``).
 
 Errors of every kind are answered in one JSON shape (:mod:`pdp.api.errors`);
 request bodies are read strictly (:mod:`pdp.api.json`) and validated by
@@ -30,19 +32,22 @@ import threading
 from flask import Flask
 
 from pdp.api import authzen, decide, gateway, health, policies
+from pdp.api import decisions as decision_log
 from pdp.api import logging as request_logging
 from pdp.api import metrics
 from pdp.api.auth import Authenticator
 from pdp.api.context import EXTENSION, ApiOptions, Services, services
 from pdp.api.errors import register_error_handlers
 from pdp.api.tokens import TokenVerifier
+from pdp.audit.writer import AuditWriter
 from pdp.config import Settings
 from pdp.service import keys
 from pdp.service.active import ActivePolicies
 from pdp.service.decisions import DecisionService, DecisionSink, NullSink, policy_set_exists
 from pdp.store.db import Database
 
-__all__ = ["ApiOptions", "Services", "create_app", "services"]
+__all__ = ["AUDIT_EXTENSION", "ApiOptions", "Services", "audit_writer", "create_app",
+           "services"]
 
 
 def create_app(settings: Settings | None = None, *, store: Database | None = None,
@@ -56,8 +61,12 @@ def create_app(settings: Settings | None = None, *, store: Database | None = Non
     :meth:`ApiOptions.from_settings`; ``verifier`` (end-user tokens; anything with
     ``verify(token) -> claims``) defaults to :meth:`TokenVerifier.from_env`, whose
     remote JWKS start loading in the background; ``sink`` (where each decision is
-    recorded) defaults to :class:`~pdp.service.decisions.NullSink`; it is wrapped in
-    :class:`~pdp.api.metrics.MeteredSink`, which counts each decision for ``/metrics``.
+    recorded) defaults to the decision log's :class:`~pdp.audit.writer.AuditWriter`
+    on the store (``PDP_AUDIT_MODE``; :class:`~pdp.service.decisions.NullSink` when
+    ``off``), kept in ``app.extensions["pdp.audit"]`` (``None`` when a ``sink`` is
+    given or the log is off) and started, like the watcher, with the first request;
+    it is wrapped in :class:`~pdp.api.metrics.MeteredSink`, which counts each
+    decision for ``/metrics``.
 
     The watcher that keeps the active policy versions current starts with the
     first request, in the process that serves it (so a server that forks workers
@@ -74,8 +83,11 @@ def create_app(settings: Settings | None = None, *, store: Database | None = Non
     if verifier is None:
         verifier = TokenVerifier.from_env()
         verifier.warm(wait=False)
-    decisions = DecisionService(active, verifier,
-                                metrics.MeteredSink(sink if sink is not None else NullSink()),
+    writer = None
+    if sink is None:
+        writer = audit_writer(settings, db)
+        sink = writer if writer is not None else NullSink()
+    decisions = DecisionService(active, verifier, metrics.MeteredSink(sink),
                                 set_exists=functools.partial(policy_set_exists, db))
 
     request_logging.configure_logging(settings.log_level)
@@ -85,6 +97,7 @@ def create_app(settings: Settings | None = None, *, store: Database | None = Non
     app.extensions[EXTENSION] = Services(settings=settings, options=options, db=db,
                                          active=active, authenticator=authenticator,
                                          decisions=decisions)
+    app.extensions[AUDIT_EXTENSION] = writer
     register_error_handlers(app)
     request_logging.init_app(app)
     metrics.init_app(app)
@@ -93,6 +106,7 @@ def create_app(settings: Settings | None = None, *, store: Database | None = Non
     app.register_blueprint(decide.bp)
     app.register_blueprint(authzen.bp)
     app.register_blueprint(gateway.bp)
+    app.register_blueprint(decision_log.bp)
 
     start_lock = threading.Lock()
 
@@ -102,5 +116,22 @@ def create_app(settings: Settings | None = None, *, store: Database | None = Non
             with start_lock:
                 if not active.running:
                     active.start()
+        if writer is not None:
+            writer.start()                      # no-op once running in this process
 
     return app
+
+
+#: ``app.extensions`` key of the decision log writer (``None`` if there is none).
+AUDIT_EXTENSION = "pdp.audit"
+
+
+def audit_writer(settings: Settings, db: Database) -> AuditWriter | None:
+    """The decision log writer configured by ``settings`` (``None`` when ``off``)."""
+    if settings.audit_mode == "off":
+        return None
+    return AuditWriter(db, mode=settings.audit_mode, spill_dir=settings.audit_spill_dir,
+                       queue_size=settings.audit_queue_size,
+                       flush_interval=settings.audit_flush_interval_ms / 1000,
+                       batch_size=settings.audit_batch_size,
+                       redact=settings.audit_redact_claims, metrics=metrics.AuditMetrics())

@@ -16,6 +16,8 @@ Settings come from :class:`pdp.config.Settings` (``PDP_BIND``, ``PDP_WORKERS``,
   own app, database pool and policy watcher.
 * Logs: gunicorn's own messages go through pdp's JSON handler; there is no access
   log, pdp logs one JSON line per request itself (``pdp.http``).
+* The decision log: ``worker_exit`` closes the worker's audit writer, which
+  writes (or spills) the records still queued.
 * Metrics: ``child_exit`` tells ``prometheus_client`` that a worker died, so its
   live gauges stop counting (``PROMETHEUS_MULTIPROC_DIR``, set by ``pdp serve``).
 * The gunicorn control socket (gunicorn ≥ 25) is off: replicas and tests must not
@@ -72,9 +74,13 @@ def child_exit(server, worker) -> None:
 
 
 def worker_exit(server, worker) -> None:
-    """Stop the policy watcher of the exiting worker (its app, if it built one)."""
+    """Write the exiting worker's queued decision records (or spill them), stop its
+    policy watcher (its app, if it built one)."""
     app = getattr(worker, "wsgi", None)
     extensions = getattr(app, "extensions", None) or {}
+    writer = extensions.get("pdp.audit")
+    if writer is not None:
+        writer.close(timeout=10.0)
     services = extensions.get("pdp")
     if services is not None:
         services.active.stop(timeout=2.0)

@@ -9,8 +9,10 @@ around the decision sink: do not count them again elsewhere):
 * :func:`count_token_error` — an end-user token refused, by error code;
 * :func:`set_policy_version` — the version of a policy set this process serves
   (wired to :class:`~pdp.service.active.ActivePolicies` by ``create_app``);
-* :func:`set_audit_queue_depth`, :func:`count_spilled_records` — the decision log's
-  buffer, for the audit writer;
+* :func:`set_audit_queue_depth`, :func:`count_spilled_records`,
+  :func:`count_written_records`, :func:`count_replayed_records`,
+  :func:`count_audit_write_failures` — the decision log's writer
+  (:class:`AuditMetrics` hands them to :class:`~pdp.audit.writer.AuditWriter`);
 * HTTP requests by method, route and status are counted by :func:`init_app`.
 
 Two modes, chosen by ``prometheus_client`` when it is imported:
@@ -70,6 +72,15 @@ AUDIT_QUEUE_DEPTH = Gauge(
 AUDIT_SPILLED = Counter(
     "pdp_audit_spilled_records_total",
     "Decision records spilled to the local file because the store was slow or down.")
+AUDIT_WRITTEN = Counter(
+    "pdp_audit_written_records_total",
+    "Decision records written to the store by the writer (not counting replays).")
+AUDIT_REPLAYED = Counter(
+    "pdp_audit_replayed_records_total",
+    "Decision records written to the store from a spill file.")
+AUDIT_WRITE_FAILURES = Counter(
+    "pdp_audit_write_failures_total",
+    "Decision records that could be neither written to the store nor spilled.")
 HTTP_REQUESTS = Counter(
     "pdp_http_requests_total", "HTTP requests answered, by method, route and status.",
     ["method", "route", "status"])
@@ -105,6 +116,41 @@ def set_audit_queue_depth(depth: int) -> None:
 
 def count_spilled_records(count: int = 1) -> None:
     AUDIT_SPILLED.inc(count)
+
+
+def count_written_records(count: int = 1) -> None:
+    AUDIT_WRITTEN.inc(count)
+
+
+def count_replayed_records(count: int = 1) -> None:
+    AUDIT_REPLAYED.inc(count)
+
+
+def count_audit_write_failures(count: int = 1) -> None:
+    AUDIT_WRITE_FAILURES.inc(count)
+
+
+class AuditMetrics:
+    """The decision log writer's reports, into the metrics above."""
+
+    def queue_depth(self, depth: int) -> None:
+        set_audit_queue_depth(depth)
+
+    def written(self, count: int) -> None:
+        if count:
+            count_written_records(count)
+
+    def spilled(self, count: int) -> None:
+        if count:
+            count_spilled_records(count)
+
+    def replayed(self, count: int) -> None:
+        if count:
+            count_replayed_records(count)
+
+    def write_failed(self, count: int) -> None:
+        if count:
+            count_audit_write_failures(count)
 
 
 class MeteredSink:

@@ -4,7 +4,7 @@
 it manages: :mod:`pdp.cli.policy` (the ``policy`` group: check, test, fmt, eval,
 compile), :mod:`pdp.cli.store` (``policy push|versions|activate|show|diff``,
 ``db``, ``keys``), :mod:`pdp.cli.token` (``token mint``), :mod:`pdp.cli.serve`
-(``serve``).
+(``serve``), :mod:`pdp.cli.audit` (``audit query|export|verify|head|prune``).
 
 Exit status: 0 success; 1 refused or invalid input (a policy error, a conflict,
 something not found, a store that cannot be used); 2 a usage error. Every
@@ -17,6 +17,7 @@ from __future__ import annotations
 import click
 
 from pdp.cli._common import PdpGroup
+from pdp.cli.audit import audit
 from pdp.cli.policy import policy
 from pdp.cli.serve import serve
 from pdp.cli.store import db, keys
@@ -33,5 +34,6 @@ main.add_command(db)
 main.add_command(keys)
 main.add_command(token)
 main.add_command(serve)
+main.add_command(audit)
 
 __all__ = ["main"]

@@ -8,7 +8,10 @@
    signing key's JWKS (``var/dev-jwks.json``, created on first use) as
    ``PDP_JWKS`` so that ``pdp token mint`` tokens verify;
 3. applies the migrations the database lacks (``--no-migrate`` to skip);
-4. runs gunicorn with :mod:`pdp.api.gunicorn_conf` and the options given.
+4. replays the decision records left in ``PDP_AUDIT_SPILL_DIR`` by processes that
+   died (the workers' audit writers replay them too, and retry when the database
+   is down; see ``docs/audit.md``);
+5. runs gunicorn with :mod:`pdp.api.gunicorn_conf` and the options given.
 
 SIGTERM or SIGINT stop it gracefully: workers finish the requests in flight.
 """
@@ -96,6 +99,8 @@ def _serve(bind, workers, threads, dev, migrate, var_dir, metrics_dir) -> None:
         log.warning("development mode: development tokens (pdp token mint) are accepted")
     if migrate:
         migrate_on_start(settings.database_url)
+    if settings.audit_mode != "off":
+        replay_spill_on_start(settings)
 
     from pdp.api import server
 
@@ -103,6 +108,26 @@ def _serve(bind, workers, threads, dev, migrate, var_dir, metrics_dir) -> None:
                workers=workers or (1 if dev else settings.workers),
                threads=threads or settings.threads,
                reload=True if dev else None)
+
+
+def replay_spill_on_start(settings) -> None:
+    """Replay the spill files no live process holds; a failure is only logged (the
+    workers' writers retry)."""
+    from pdp.audit.writer import replay_spill_dir
+    from pdp.store.db import Database
+
+    database = Database(settings.database_url)
+    try:
+        count = replay_spill_dir(database, settings.audit_spill_dir,
+                                 batch_size=settings.audit_batch_size)
+        if count:
+            log.info("replayed %d decision record(s) from %s", count,
+                     settings.audit_spill_dir)
+    except Exception as exc:
+        log.warning("could not replay the decision log spill files in %s yet: %s",
+                    settings.audit_spill_dir, exc)
+    finally:
+        database.dispose()
 
 
 #: The PostgreSQL advisory lock that serialises replicas migrating at once.

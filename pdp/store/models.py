@@ -9,7 +9,12 @@
 * ``policy_files`` — the sources and reference data of a version, by path;
 * ``policy_activations`` — every activation (and rollback), in order;
 * ``api_keys`` — callers: the SHA-256 of the key (never the key), roles, an
-  optional policy-set restriction, ``trusted_claims``, created/revoked times.
+  optional policy-set restriction, ``trusted_claims``, created/revoked times;
+* ``decision_log`` — the decision log (:mod:`pdp.audit`): one row per recorded
+  decision (or prune checkpoint), ``seq`` its gapless position in the hash chain;
+* ``decision_log_policies`` — (seq, policy id) of each record's determining
+  policies, for the policy-id filter;
+* ``audit_chain_head`` — one row (``id = 1``): the last chain position and hash.
 
 Every timestamp is stored and returned in UTC (:class:`UTCDateTime`).
 """
@@ -20,10 +25,12 @@ from datetime import datetime, timezone
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -165,3 +172,90 @@ class ApiKeyRow(Base):
     created_by: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+
+
+# --------------------------------------------------------------------------- decision log
+
+#: ``prev_hash`` of the first record of the chain (and the head of an empty log).
+GENESIS_HASH = "0" * 64
+
+
+class DecisionLogRow(Base):
+    """One record of the decision log (see :mod:`pdp.audit.record`).
+
+    ``seq`` is the record's position in the hash chain: assigned by the writer
+    under the ``audit_chain_head`` row lock, gapless from 1. ``kind`` is
+    ``decision`` or ``checkpoint`` (written by prune; its ``details`` say which
+    records were removed, and the decision columns are ``NULL``).
+    """
+
+    __tablename__ = "decision_log"
+    __table_args__ = (
+        CheckConstraint("kind IN ('decision', 'checkpoint')", name="kind"),
+        Index("ix_decision_log_time", "time"),
+        Index("ix_decision_log_subject_time", "subject", "time"),
+        Index("ix_decision_log_caller_time", "caller", "time"),
+        Index("ix_decision_log_action_time", "action", "time"),
+        Index("ix_decision_log_resource_type_resource_id_time",
+              "resource_type", "resource_id", "time"),
+        Index("ix_decision_log_resource_id_time", "resource_id", "time"),
+        Index("ix_decision_log_decision_time", "decision", "time"),
+        Index("ix_decision_log_policy_set_policy_version_time",
+              "policy_set", "policy_version", "time"),
+    )
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(16))
+    #: ``NULL`` for a checkpoint.
+    decision_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    #: UTC, millisecond precision.
+    time: Mapped[datetime]
+    caller: Mapped[str] = mapped_column(String(128))
+    policy_set: Mapped[str | None] = mapped_column(String(128))
+    policy_version: Mapped[int | None] = mapped_column(Integer)
+    #: The subject's ``sub`` claim (``NULL`` when absent or anonymous).
+    subject: Mapped[str | None] = mapped_column(String(512))
+    action: Mapped[str | None] = mapped_column(String(256))
+    resource_type: Mapped[str | None] = mapped_column(String(256))
+    resource_id: Mapped[str | None] = mapped_column(String(1024))
+    #: ``allow`` or ``deny``.
+    decision: Mapped[str | None] = mapped_column(String(8))
+    claims: Mapped[dict | None] = mapped_column(JSON)
+    #: Names of the claims whose values were replaced by ``"[redacted]"``.
+    redacted: Mapped[list | None] = mapped_column(JSON)
+    action_attributes: Mapped[dict | None] = mapped_column(JSON)
+    resource_attributes: Mapped[dict | None] = mapped_column(JSON)
+    context: Mapped[dict | None] = mapped_column(JSON)
+    policies: Mapped[list | None] = mapped_column(JSON)
+    reasons: Mapped[list | None] = mapped_column(JSON)
+    errors: Mapped[list | None] = mapped_column(JSON)
+    evaluation_us: Mapped[int | None] = mapped_column(BigInteger)
+    #: A checkpoint's facts (``pruned_through``, ``pruned_hash``, …); ``NULL`` otherwise.
+    details: Mapped[dict | None] = mapped_column(JSON)
+    #: Hex SHA-256 of the record before (``GENESIS_HASH`` for the first).
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    #: Hex SHA-256 of ``prev_hash`` + the record's canonical JSON (see :mod:`pdp.audit.chain`).
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class DecisionLogPolicyRow(Base):
+    """A determining policy of a record, for ``policy_id`` queries."""
+
+    __tablename__ = "decision_log_policies"
+    __table_args__ = (Index("ix_decision_log_policies_policy_id_seq", "policy_id", "seq"),)
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("decision_log.seq", ondelete="CASCADE", onupdate="CASCADE"),
+        primary_key=True, autoincrement=False)
+    policy_id: Mapped[str] = mapped_column(String(256), primary_key=True)
+
+
+class AuditChainHeadRow(Base):
+    """The one row (``id = 1``) that writers lock to append: the last position and hash."""
+
+    __tablename__ = "audit_chain_head"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))

@@ -80,13 +80,17 @@ def make_key(store: Database, name: str, *roles: str, policy_sets=None) -> str:
 
 
 @pytest.fixture
-def app(store: Database) -> Iterator[Flask]:
-    app = create_app(Settings(database_url=store.url.render_as_string(hide_password=False)),
+def app(store: Database, tmp_path) -> Iterator[Flask]:
+    app = create_app(Settings(database_url=store.url.render_as_string(hide_password=False),
+                              audit_spill_dir=str(tmp_path / "audit-spill")),
                      store=store, options=OPTIONS)
     try:
         yield app
     finally:
         services(app).active.stop()
+        writer = app.extensions.get("pdp.audit")
+        if writer is not None:
+            writer.close()
 
 
 @pytest.fixture

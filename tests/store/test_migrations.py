@@ -11,7 +11,8 @@ from pdp.store.db import Database
 from pdp.store.migrate import MIGRATIONS_DIR, head_revision
 from pdp.store.models import Base
 
-TABLES = {"policy_sets", "policy_versions", "policy_files", "policy_activations", "api_keys"}
+TABLES = {"policy_sets", "policy_versions", "policy_files", "policy_activations", "api_keys",
+          "decision_log", "decision_log_policies", "audit_chain_head"}
 
 
 def _tables(database: Database) -> set[str]:

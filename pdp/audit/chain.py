@@ -1,0 +1,349 @@
+"""The hash chain of the decision log: appending records, and proving the chain.
+
+Every row of ``decision_log`` has a position ``seq`` (gapless from 1), the hash of
+the row before it (``prev_hash``; 64 zeros for the first) and its own hash::
+
+    hash = sha256(prev_hash + canonical_json(body))
+
+where ``body`` is the row without ``hash`` and ``prev_hash``, with ``seq`` and
+``kind`` included and ``time`` as RFC 3339 text (:func:`row_body`). Changing any
+field of a record, deleting one, or swapping two changes a hash or breaks a link.
+
+Appending (:func:`append`, :func:`append_checkpoint`) is one transaction that
+locks the one-row ``audit_chain_head`` (``SELECT … FOR UPDATE`` on PostgreSQL,
+``BEGIN IMMEDIATE`` on SQLite), assigns positions after the head, inserts the rows
+(one multi-row ``INSERT`` on PostgreSQL) and their policy ids, moves the head and
+commits: writers in many processes and replicas take turns, and positions have no
+gaps. A record whose decision id is already in the log is skipped, so replaying a
+spill file twice writes each record once.
+
+A *checkpoint* (``kind = 'checkpoint'``, written by ``pdp audit prune`` through
+:func:`append_checkpoint`) says that the records up to ``pruned_through`` were
+removed and that the hash of the last of them was ``pruned_hash``: :func:`verify`
+then starts at the first remaining record and checks that it links to that hash.
+
+:func:`verify` walks the chain in pages of ``page_size`` rows and reports the
+first problem: ``altered`` (a record's hash does not match its content),
+``deleted`` (a position is missing, a record links to a hash no record has, or
+the head names a later position than the last record) or ``reordered`` (a record
+links to a record that is not the one before it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from pdp.audit.record import AuditRecord, canonical_json, format_time
+from pdp.store.db import Database
+from pdp.store.models import (
+    GENESIS_HASH,
+    AuditChainHeadRow,
+    DecisionLogPolicyRow,
+    DecisionLogRow,
+)
+
+__all__ = ["GENESIS_HASH", "AppendResult", "VerifyResult", "append", "append_checkpoint",
+           "head", "record_hash", "row_body", "verify"]
+
+#: The columns of ``decision_log`` that are hashed (all but ``hash`` and ``prev_hash``).
+BODY_COLUMNS = ("seq", "kind", "decision_id", "time", "caller", "policy_set",
+                "policy_version", "subject", "action", "resource_type", "resource_id",
+                "decision", "claims", "redacted", "action_attributes",
+                "resource_attributes", "context", "policies", "reasons", "errors",
+                "evaluation_us", "details")
+
+#: Rows per multi-row INSERT (PostgreSQL allows 65535 parameters; 24 per row).
+_INSERT_CHUNK = 1000
+
+
+def row_body(row: Any) -> dict:
+    """The hashed part of a row (a :class:`DecisionLogRow` or a mapping of its columns)."""
+    get = row.get if isinstance(row, Mapping) else lambda name: getattr(row, name)
+    body = {name: get(name) for name in BODY_COLUMNS}
+    if isinstance(body["time"], datetime):
+        body["time"] = format_time(body["time"])
+    return body
+
+
+def record_hash(prev_hash: str, body: Mapping[str, Any]) -> str:
+    """``sha256(prev_hash + canonical_json(body))`` in hex."""
+    digest = hashlib.sha256(prev_hash.encode("ascii"))
+    digest.update(canonical_json(body))
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------- appending
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    #: Records inserted, and records skipped because their decision id was in the log.
+    inserted: int
+    skipped: int
+    #: The head after the append.
+    head_seq: int
+    head_hash: str
+
+
+def _lock_head(session: Session, db: Database) -> AuditChainHeadRow:
+    """The head row, locked for this transaction (recreated if it is missing)."""
+    stmt = select(AuditChainHeadRow).where(AuditChainHeadRow.id == 1)
+    if db.is_postgresql:
+        stmt = stmt.with_for_update()
+    row = session.scalars(stmt).one_or_none()
+    if row is not None:
+        return row
+    last = session.scalars(select(DecisionLogRow).order_by(DecisionLogRow.seq.desc())
+                           .limit(1)).one_or_none()
+    seq, hash_ = (last.seq, last.hash) if last is not None else (0, GENESIS_HASH)
+    if db.is_postgresql:
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        session.execute(pg_insert(AuditChainHeadRow).values(id=1, seq=seq, hash=hash_)
+                        .on_conflict_do_nothing())
+    else:
+        session.execute(insert(AuditChainHeadRow).values(id=1, seq=seq, hash=hash_)
+                        .prefix_with("OR IGNORE"))
+    return session.scalars(stmt).one()
+
+
+def _insert_rows(session: Session, db: Database, rows: list[dict],
+                 policy_rows: list[dict]) -> None:
+    if not rows:
+        return
+    if db.is_postgresql:
+        for i in range(0, len(rows), _INSERT_CHUNK):
+            session.execute(insert(DecisionLogRow).values(rows[i:i + _INSERT_CHUNK]))
+        for i in range(0, len(policy_rows), _INSERT_CHUNK * 8):
+            session.execute(insert(DecisionLogPolicyRow)
+                            .values(policy_rows[i:i + _INSERT_CHUNK * 8]))
+    else:
+        session.execute(insert(DecisionLogRow), rows)
+        if policy_rows:
+            session.execute(insert(DecisionLogPolicyRow), policy_rows)
+
+
+def _decision_row(record: AuditRecord) -> dict:
+    data = record.to_dict()
+    data["time"] = record.time
+    data["kind"] = "decision"
+    data["details"] = None
+    return data
+
+
+def _chain(session: Session, db: Database, rows: list[dict]) -> AppendResult:
+    """Give ``rows`` positions after the locked head, hash, insert, move the head."""
+    head_row = _lock_head(session, db)
+    seq, prev = head_row.seq, head_row.hash
+    policy_rows = []
+    for row in rows:
+        seq += 1
+        row["seq"] = seq
+        row["prev_hash"] = prev
+        row["hash"] = prev = record_hash(prev, row_body(row))
+        for policy_id in dict.fromkeys(row.get("policies") or ()):
+            policy_rows.append({"seq": seq, "policy_id": str(policy_id)[:256]})
+    _insert_rows(session, db, rows, policy_rows)
+    if rows:
+        session.execute(update(AuditChainHeadRow).where(AuditChainHeadRow.id == 1)
+                        .values(seq=seq, hash=prev))
+    return AppendResult(inserted=len(rows), skipped=0, head_seq=seq, head_hash=prev)
+
+
+def append(db: Database, records: Sequence[AuditRecord]) -> AppendResult:
+    """Append ``records`` in order, in one transaction; records whose decision id is
+    already in the log (or earlier in ``records``) are skipped. Raises
+    :class:`~pdp.store.db.StoreError` when the database cannot be used."""
+    unique: dict[str, AuditRecord] = {}
+    for record in records:
+        unique.setdefault(record.decision_id, record)
+    with db.write() as session:
+        _lock_head(session, db)                 # first: concurrent appends serialize here
+        present: set[str] = set()
+        ids = list(unique)
+        for i in range(0, len(ids), 500):
+            present.update(session.scalars(select(DecisionLogRow.decision_id).where(
+                DecisionLogRow.decision_id.in_(ids[i:i + 500]))))
+        rows = [_decision_row(r) for i, r in unique.items() if i not in present]
+        result = _chain(session, db, rows)
+    return AppendResult(inserted=result.inserted, skipped=len(records) - result.inserted,
+                        head_seq=result.head_seq, head_hash=result.head_hash)
+
+
+def append_checkpoint(db: Database, pruned_through: int, *, by: str = "pdp audit prune",
+                      pruned_hash: str | None = None, details: Mapping[str, Any] | None = None,
+                      session: Session | None = None) -> int:
+    """Append a checkpoint saying that the records up to ``pruned_through`` are (to
+    be) removed; returns its position.
+
+    ``pruned_hash`` is the hash of the record at ``pruned_through``; when omitted it
+    is read from that record, which must then still exist: call this *before*
+    deleting, best in the same transaction (pass the ``session`` of a
+    ``db.write()`` block that then deletes ``seq <= pruned_through``). ``by`` is
+    recorded as the checkpoint's caller; ``details`` (JSON) are kept with it
+    (``{"before": "2026-01-01T00:00:00Z", "pruned": 1234}``).
+    """
+    def run(s: Session) -> int:
+        hash_ = pruned_hash
+        if hash_ is None:
+            hash_ = s.scalars(select(DecisionLogRow.hash)
+                              .where(DecisionLogRow.seq == pruned_through)).one_or_none()
+            if hash_ is None:
+                raise ValueError(f"no record at position {pruned_through} to checkpoint")
+        now = datetime.now(timezone.utc)
+        row = {name: None for name in BODY_COLUMNS}
+        row.update(kind="checkpoint", caller=by,
+                   time=now.replace(microsecond=now.microsecond // 1000 * 1000),
+                   details={**dict(details or {}), "pruned_through": int(pruned_through),
+                            "pruned_hash": hash_})
+        row["details"] = _json(row["details"])
+        return _chain(s, db, [row]).head_seq
+
+    if session is not None:
+        return run(session)
+    with db.write() as s:
+        return run(s)
+
+
+def _json(value: Any) -> Any:
+    import json
+
+    return json.loads(canonical_json(value))
+
+
+def head(db: Database) -> tuple[int, str]:
+    """``(seq, hash)`` of the last record (``(0, GENESIS_HASH)`` for an empty log)."""
+    with db.read() as session:
+        row = session.get(AuditChainHeadRow, 1)
+        if row is not None:
+            return row.seq, row.hash
+        last = session.scalars(select(DecisionLogRow).order_by(DecisionLogRow.seq.desc())
+                               .limit(1)).one_or_none()
+        return (last.seq, last.hash) if last is not None else (0, GENESIS_HASH)
+
+
+# --------------------------------------------------------------------------- verifying
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    """The outcome of :func:`verify`. ``problem`` is ``None`` when the chain holds,
+    else ``altered``, ``deleted`` or ``reordered``, at position ``seq`` (the
+    record's ``decision_id`` when there is one), explained by ``message``."""
+
+    ok: bool
+    checked: int
+    first_seq: int | None
+    last_seq: int | None
+    head_seq: int
+    head_hash: str
+    problem: str | None = None
+    seq: int | None = None
+    decision_id: str | None = None
+    message: str = "the chain is intact"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _find_by_hash(session: Session, hash_: str) -> int | None:
+    return session.scalars(select(DecisionLogRow.seq).where(DecisionLogRow.hash == hash_)
+                           .limit(1)).one_or_none()
+
+
+def _start(session: Session, from_seq: int | None) -> tuple[int | None, str | None, str]:
+    """``(first position, the hash it must link to or None to trust it, why)``."""
+    if from_seq is not None:
+        first = session.scalars(select(func.min(DecisionLogRow.seq))
+                                .where(DecisionLogRow.seq >= from_seq)).one()
+        return first, None, "from"
+    first = session.scalars(select(func.min(DecisionLogRow.seq))).one()
+    if first is None or first == 1:
+        return first, GENESIS_HASH, "genesis"
+    for details in session.scalars(select(DecisionLogRow.details)
+                                   .where(DecisionLogRow.kind == "checkpoint")
+                                   .order_by(DecisionLogRow.seq.desc())):
+        if isinstance(details, Mapping) and details.get("pruned_through") == first - 1:
+            return first, str(details.get("pruned_hash")), "checkpoint"
+    return first, "", "missing"
+
+
+def verify(db: Database, from_seq: int | None = None, *, page_size: int = 1000) -> VerifyResult:
+    """Walk the chain from the first record (or from position ``from_seq``, trusting
+    that record's link) to the head; see the module docstring."""
+    with db.read() as session:
+        head_row = session.get(AuditChainHeadRow, 1)
+        first, expected_prev, why = _start(session, from_seq)
+        last_seq = session.scalars(select(func.max(DecisionLogRow.seq))).one()
+        head_seq = head_row.seq if head_row is not None else (last_seq or 0)
+        head_hash = head_row.hash if head_row is not None else None
+
+        def bad(problem: str, seq: int, message: str, decision_id=None, checked=0):
+            return VerifyResult(False, checked, first, last_seq, head_seq,
+                                head_hash or "", problem, seq, decision_id, message)
+
+        if first is None:
+            if from_seq is None and head_seq > 0:
+                return bad("deleted", 1, f"the log is empty but its head is at {head_seq}")
+            return VerifyResult(True, 0, None, None, head_seq, head_hash or GENESIS_HASH)
+        if why == "missing":
+            return bad("deleted", 1, f"records 1 to {first - 1} are missing and no "
+                                     "checkpoint says they were pruned")
+        expected_seq, prev_hash, checked = first, expected_prev, 0
+        last_hash = None
+        while True:
+            rows = session.scalars(select(DecisionLogRow)
+                                   .where(DecisionLogRow.seq >= expected_seq)
+                                   .order_by(DecisionLogRow.seq).limit(page_size)).all()
+            if not rows:
+                break
+            for row in rows:
+                if row.seq != expected_seq:
+                    return bad("deleted", expected_seq,
+                               f"record {expected_seq} is missing (the next is {row.seq})",
+                               checked=checked)
+                if prev_hash is not None and row.prev_hash != prev_hash:
+                    other = _find_by_hash(session, row.prev_hash)
+                    if other is not None and other != row.seq - 1:
+                        return bad("reordered", row.seq,
+                                   f"record {row.seq} follows record {other}, not the "
+                                   f"record before it", row.decision_id, checked)
+                    return bad("deleted", row.seq,
+                               f"record {row.seq} links to a record that is not in the log "
+                               "(deleted, or altered and rehashed)", row.decision_id, checked)
+                if record_hash(row.prev_hash, row_body(row)) != row.hash:
+                    return bad("altered", row.seq,
+                               f"record {row.seq} does not match its hash",
+                               row.decision_id, checked)
+                checked += 1
+                prev_hash = last_hash = row.hash
+                expected_seq += 1
+            session.expunge_all()
+        last = expected_seq - 1
+        if head_row is not None and from_seq is None:
+            if head_row.seq > last:
+                return bad("deleted", last + 1,
+                           f"records {last + 1} to {head_row.seq} are missing (the head "
+                           f"is at {head_row.seq})", checked=checked)
+            if head_row.seq == last and head_row.hash != last_hash:
+                return bad("altered", last, f"record {last} does not match the head's hash",
+                           checked=checked)
+        return VerifyResult(True, checked, first, last_seq, head_seq,
+                            head_hash or last_hash or GENESIS_HASH)
+
+
+def iter_rows(db: Database, after_seq: int = 0, page_size: int = 1000) -> Iterable[DecisionLogRow]:
+    """Every row after ``after_seq``, in order, a page at a time."""
+    while True:
+        with db.read() as session:
+            rows = session.scalars(select(DecisionLogRow).where(DecisionLogRow.seq > after_seq)
+                                   .order_by(DecisionLogRow.seq).limit(page_size)).all()
+        if not rows:
+            return
+        yield from rows
+        after_seq = rows[-1].seq

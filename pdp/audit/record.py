@@ -1,0 +1,209 @@
+"""The decision log's record: :class:`AuditRecord`, built from an answered decision.
+
+:func:`build_record` takes the decision as the service answered it (a
+``DecisionOutcome``) and the request as the sink sees it (a ``DecisionInput``,
+already without the raw token) and keeps:
+
+* the decision id, its time (UTC, millisecond precision), the caller's name;
+* the policy set and version;
+* the subject: its ``sub`` claim, and the claims the policies saw, with the named
+  claims' values replaced by ``"[redacted]"`` (``PDP_AUDIT_REDACT_CLAIMS``); the
+  record lists which claims were redacted. The raw token is never part of it, nor
+  its signature: only the verified payload's claims are kept;
+* the action (name and attributes), the resource (type, id, attributes), the
+  context the policies saw (``time`` as RFC 3339 text);
+* the decision, the determining policies, the reasons, the errors, the
+  evaluation time in microseconds.
+
+:func:`canonical_json` is the one byte form used for hashing and for the spill
+file: sorted keys, no whitespace, UTF-8, no NaN or infinities. Values that JSON
+cannot carry are written as their text, so that what is stored is exactly what
+was hashed (:meth:`AuditRecord.to_dict` goes through it).
+
+This module imports nothing of the service: it only reads the attributes it
+needs (duck typing), so that ``audit`` stays below ``service``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+#: The value that replaces a redacted claim.
+REDACTED = "[redacted]"
+
+__all__ = ["REDACTED", "AuditRecord", "build_record", "canonical_json", "format_time",
+           "parse_time", "redact_claims"]
+
+
+# --------------------------------------------------------------------------- JSON
+
+def _plain(value: Any) -> Any:
+    """``value`` with only JSON types: text for anything else; ``None`` for NaN/±inf
+    would hide a fact, so they become their text (``"nan"``)."""
+    if value is None or isinstance(value, (bool, str, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime):
+        return format_time(value) if value.tzinfo else value.isoformat()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys, compact separators, UTF-8 (not ASCII-escaped), no NaN."""
+    return json.dumps(_plain(value), sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def format_time(value: datetime) -> str:
+    """RFC 3339 UTC with milliseconds: ``2026-11-29T11:53:37.123Z``."""
+    value = value.astimezone(timezone.utc)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+
+
+def _ms(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    value = value.astimezone(timezone.utc)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+# --------------------------------------------------------------------------- redaction
+
+def redact_claims(claims: Mapping[str, Any], names: Iterable[str]) -> tuple[dict, list[str]]:
+    """``(claims with the named ones' values replaced by "[redacted]", sorted names
+    that were present and replaced)``. Names are top-level claim names; a dotted
+    name (``address.email``) reaches into a nested object."""
+    out = dict(claims)
+    done = []
+    for name in names:
+        if _redact_path(out, name.split(".")):
+            done.append(name)
+    return out, sorted(set(done))
+
+
+def _redact_path(obj: dict, path: list[str]) -> bool:
+    head, rest = path[0], path[1:]
+    if head not in obj:
+        return False
+    if not rest:
+        obj[head] = REDACTED
+        return True
+    child = obj[head]
+    if not isinstance(child, Mapping):
+        return False
+    child = dict(child)
+    obj[head] = child
+    return _redact_path(child, rest)
+
+
+# --------------------------------------------------------------------------- the record
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One decision as recorded; see the module docstring."""
+
+    decision_id: str
+    time: datetime
+    caller: str
+    policy_set: str
+    policy_version: int
+    subject: str | None
+    claims: dict
+    action: str
+    resource_type: str
+    resource_id: str
+    decision: str
+    action_attributes: dict | None = None
+    resource_attributes: dict | None = None
+    context: dict = field(default_factory=dict)
+    policies: list = field(default_factory=list)
+    reasons: list = field(default_factory=list)
+    errors: list = field(default_factory=list)
+    evaluation_us: int = 0
+    #: Names of the claims whose values were redacted.
+    redacted: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """The record as JSON values (``time`` as RFC 3339 text), in the column names
+        of ``decision_log``."""
+        return json.loads(canonical_json({
+            "decision_id": self.decision_id, "time": format_time(self.time),
+            "caller": self.caller, "policy_set": self.policy_set,
+            "policy_version": self.policy_version, "subject": self.subject,
+            "claims": self.claims, "redacted": self.redacted, "action": self.action,
+            "action_attributes": self.action_attributes,
+            "resource_type": self.resource_type, "resource_id": self.resource_id,
+            "resource_attributes": self.resource_attributes, "context": self.context,
+            "decision": self.decision, "policies": self.policies, "reasons": self.reasons,
+            "errors": self.errors, "evaluation_us": self.evaluation_us}))
+
+    def to_json(self) -> bytes:
+        return canonical_json(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AuditRecord:
+        return cls(
+            decision_id=data["decision_id"], time=parse_time(data["time"]),
+            caller=data["caller"], policy_set=data["policy_set"],
+            policy_version=data["policy_version"], subject=data.get("subject"),
+            claims=data.get("claims") or {}, action=data["action"],
+            resource_type=data["resource_type"], resource_id=data["resource_id"],
+            decision=data["decision"], action_attributes=data.get("action_attributes"),
+            resource_attributes=data.get("resource_attributes"),
+            context=data.get("context") or {}, policies=list(data.get("policies") or []),
+            reasons=list(data.get("reasons") or []), errors=list(data.get("errors") or []),
+            evaluation_us=int(data.get("evaluation_us") or 0),
+            redacted=list(data.get("redacted") or []))
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> AuditRecord:
+        return cls.from_dict(json.loads(raw))
+
+
+def _subject_id(claims: Mapping[str, Any]) -> str | None:
+    sub = claims.get("sub")
+    if isinstance(sub, bool) or sub is None:
+        return None
+    if isinstance(sub, (str, int)):
+        return str(sub)[:512]
+    return None
+
+
+def build_record(outcome: Any, input: Any, *, redact: Iterable[str] = ()) -> AuditRecord:
+    """The record of ``outcome`` (a ``DecisionOutcome``) for ``input`` (a
+    ``DecisionInput`` without the token), with the claims named in ``redact``
+    replaced by ``"[redacted]"``. ``sub`` itself can be redacted: the record's
+    ``subject`` is then ``"[redacted]"`` too."""
+    claims, redacted = redact_claims(dict(outcome.claims or {}), redact)
+    plain = json.loads(canonical_json({
+        "claims": claims,
+        "action_attributes": dict(input.action_attributes) if input.action_attributes else None,
+        "resource_attributes": (dict(input.resource_attributes)
+                                if input.resource_attributes else None),
+        "context": dict(outcome.context or {}),
+        "errors": [dict(e) for e in outcome.errors]}))
+    return AuditRecord(
+        decision_id=outcome.decision_id, time=_ms(outcome.time), caller=outcome.caller,
+        policy_set=outcome.policy_set, policy_version=int(outcome.policy_version),
+        subject=_subject_id(claims), claims=plain["claims"], action=input.action,
+        resource_type=input.resource_type, resource_id=input.resource_id,
+        decision=outcome.decision, action_attributes=plain["action_attributes"],
+        resource_attributes=plain["resource_attributes"], context=plain["context"],
+        policies=list(outcome.policies), reasons=list(outcome.reasons),
+        errors=plain["errors"], evaluation_us=int(outcome.evaluation_us), redacted=redacted)

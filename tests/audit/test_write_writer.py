@@ -1,0 +1,239 @@
+"""The writer: batches, spills when the store fails, replays when it is back, and in
+durable mode refuses to let a decision through unrecorded."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from pdp.audit import chain, spill
+from pdp.audit.writer import AuditUnavailable, AuditWriter, WriterMetrics
+from pdp.store.db import StoreError
+from tests.audit.test_write_chain import rec
+
+
+class Metrics(WriterMetrics):
+    def __init__(self):
+        self.counts = {"written": 0, "spilled": 0, "replayed": 0, "write_failed": 0}
+        self.depths = []
+
+    def queue_depth(self, depth):
+        self.depths.append(depth)
+
+    def written(self, n):
+        self.counts["written"] += n
+
+    def spilled(self, n):
+        self.counts["spilled"] += n
+
+    def replayed(self, n):
+        self.counts["replayed"] += n
+
+    def write_failed(self, n):
+        self.counts["write_failed"] += n
+
+
+class FlakyDb:
+    """The store, or a store that is down (every transaction fails), at will."""
+
+    def __init__(self, db, delay: float = 0.0):
+        self.db = db
+        self.down = False
+        self.delay = delay
+        self.transactions = 0
+
+    @property
+    def is_postgresql(self):
+        return self.db.is_postgresql
+
+    @contextlib.contextmanager
+    def write(self):
+        if self.down:
+            raise StoreError("database error: connection refused (test)")
+        self.transactions += 1
+        time.sleep(self.delay)
+        with self.db.write() as session:
+            yield session
+
+    def read(self):
+        return self.db.read()
+
+
+def ids(store):
+    with store.read() as session:
+        return session.execute(sa.text("SELECT decision_id FROM decision_log ORDER BY seq")
+                               ).scalars().all()
+
+
+def wait_for(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def make_writer(tmp_path):
+    writers = []
+
+    def make(db, **kw):
+        kw.setdefault("spill_dir", tmp_path / "spill")
+        kw.setdefault("flush_interval", 0.05)
+        kw.setdefault("retry_min", 0.05)
+        kw.setdefault("retry_max", 0.2)
+        writer = AuditWriter(db, **kw)
+        writers.append(writer)
+        return writer
+
+    yield make
+    for writer in writers:
+        writer.close(timeout=5)
+
+
+def test_async_records_are_written_in_batches(store, make_writer):
+    db = FlakyDb(store)
+    metrics = Metrics()
+    writer = make_writer(db, flush_interval=0.3, batch_size=1000, metrics=metrics)
+    for i in range(200):
+        writer.submit(rec(i))
+    assert writer.flush(5)
+    wait_for(lambda: len(ids(store)) == 200)
+    assert db.transactions <= 20                 # a few batches, not 200 transactions
+    assert metrics.counts["written"] == 200 and metrics.counts["spilled"] == 0
+    assert max(metrics.depths) >= 100
+    assert chain.verify(store).ok
+
+
+def test_a_batch_never_exceeds_the_batch_size(store, make_writer):
+    writer = make_writer(store, flush_interval=5.0, batch_size=10)
+    for i in range(25):
+        writer.submit(rec(i))
+    # 10 and 20 trigger a write before the (long) flush interval.
+    wait_for(lambda: len(ids(store)) >= 20, timeout=4)
+    writer.close()
+    assert len(ids(store)) == 25
+
+
+def test_store_down_then_back_every_record_once_in_order(store, make_writer, tmp_path):
+    db = FlakyDb(store)
+    metrics = Metrics()
+    writer = make_writer(db, metrics=metrics)
+    for i in range(10):
+        writer.submit(rec(i))
+    wait_for(lambda: len(ids(store)) == 10)
+    db.down = True
+    for i in range(10, 40):
+        writer.submit(rec(i))
+        time.sleep(0.003)
+    wait_for(lambda: metrics.counts["spilled"] == 30)
+    assert list((tmp_path / "spill").glob("spill-*.log"))
+    assert len(ids(store)) == 10
+    db.down = False
+    for i in range(40, 50):
+        writer.submit(rec(i))
+    wait_for(lambda: len(ids(store)) == 50)
+    assert ids(store) == [f"dec-{i:05d}" for i in range(50)]
+    assert metrics.counts["replayed"] >= 30
+    assert metrics.counts["replayed"] + metrics.counts["written"] == 50
+    assert chain.verify(store).ok
+    writer.close()
+    assert not list((tmp_path / "spill").glob("spill-*.log"))   # replayed and removed
+
+
+def test_a_full_queue_spills_at_once(store, make_writer):
+    db = FlakyDb(store)
+    db.down = True
+    metrics = Metrics()
+    writer = make_writer(db, queue_size=5, flush_interval=10.0, metrics=metrics)
+    for i in range(20):
+        writer.submit(rec(i))
+    assert metrics.counts["spilled"] >= 15
+    db.down = False
+    writer.close()
+    assert sorted(ids(store)) == [f"dec-{i:05d}" for i in range(20)]
+    assert chain.verify(store).ok
+
+
+def test_spill_files_of_dead_processes_are_replayed_at_start(store, make_writer, tmp_path):
+    orphan = spill.SpillFile(tmp_path / "spill")
+    orphan.append([rec(i).to_json() for i in range(5)], fsync=True)
+    orphan.close()
+    writer = make_writer(store)
+    writer.start()
+    wait_for(lambda: len(ids(store)) == 5)
+    assert not list((tmp_path / "spill").glob("spill-*.log"))
+
+
+def test_close_writes_what_is_queued(store, make_writer):
+    writer = make_writer(store, flush_interval=60.0)
+    for i in range(7):
+        writer.submit(rec(i))
+    writer.close()
+    assert len(ids(store)) == 7
+
+
+def test_durable_waits_until_committed(store, make_writer):
+    db = FlakyDb(store)
+    writer = make_writer(db, mode="durable", flush_interval=60.0)
+    writer.submit(rec(1))
+    assert ids(store) == ["dec-00001"]          # committed before submit returned
+
+
+def test_durable_group_commit(store, make_writer):
+    db = FlakyDb(store, delay=0.05)              # a slow store: requests pile up
+    writer = make_writer(db, mode="durable")
+    threads = [threading.Thread(target=writer.submit, args=(rec(i),)) for i in range(64)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(ids(store)) == 64
+    assert db.transactions < 32
+    assert chain.verify(store).ok
+
+
+def test_durable_with_the_store_down_spills_with_fsync(store, make_writer, tmp_path):
+    db = FlakyDb(store)
+    db.down = True
+    writer = make_writer(db, mode="durable")
+    writer.submit(rec(1))                        # returns: fsynced to the spill file
+    files = list((tmp_path / "spill").glob("spill-*.log"))
+    assert [len(spill.read_file(f).payloads) for f in files] == [1]
+    db.down = False
+    writer.close()
+    assert ids(store) == ["dec-00001"]
+
+
+def test_durable_with_the_store_down_and_no_spill_raises(store, make_writer, tmp_path):
+    db = FlakyDb(store)
+    db.down = True
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("a file where the spill directory should be")
+    metrics = Metrics()
+    writer = make_writer(db, mode="durable", spill_dir=blocked, metrics=metrics)
+    with pytest.raises(AuditUnavailable):
+        writer.submit(rec(1))
+    assert metrics.counts["write_failed"] == 1
+    db.down = False
+    writer.submit(rec(2))                        # back: works again
+    assert ids(store) == ["dec-00002"]
+
+
+def test_async_with_a_full_queue_and_no_spill_raises(store, make_writer, tmp_path):
+    db = FlakyDb(store)
+    db.down = True
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("x")
+    writer = make_writer(db, queue_size=3, flush_interval=60.0, spill_dir=blocked)
+    for i in range(3):
+        writer.submit(rec(i))
+    with pytest.raises(AuditUnavailable):
+        writer.submit(rec(3))
+    db.down = False
+    writer.close()
+    assert len(ids(store)) == 3                 # the accepted ones were kept in memory
