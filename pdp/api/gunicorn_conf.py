@@ -47,6 +47,9 @@ max_requests_jitter = 10_000
 #: Worker heartbeat files in memory, not on a possibly slow disk (Docker: /dev/shm).
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 accesslog = None
+#: pdp logs each request itself (pdp.api.logging); gunicorn would otherwise build an
+#: access-log entry for every request (logconfig_dict enables it) only to drop it.
+logger_class = "pdp.api.logging.GunicornLogger"
 loglevel = _settings.log_level.lower()
 proc_name = "pdp"
 control_socket_disable = True

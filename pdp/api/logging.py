@@ -178,3 +178,16 @@ def init_app(app: Flask) -> None:
     """Give every request an id and log one line when it is answered."""
     app.before_request(_begin)
     app.after_request(_end)
+
+
+try:                                     # gunicorn is there wherever pdp serve runs
+    from gunicorn.glogging import Logger as _GunicornLogger
+except ImportError:                      # pragma: no cover
+    _GunicornLogger = object
+
+
+class GunicornLogger(_GunicornLogger):
+    """gunicorn's logger without access-log lines: pdp writes its own request line."""
+
+    def access(self, resp, req, environ, request_time):
+        return None

@@ -687,6 +687,10 @@ def _is_url(entry: str) -> bool:
     return entry.lower().startswith(("http://", "https://"))
 
 
+#: Most verified signatures remembered per process (see ``TokenVerifier._verified``).
+_VERIFIED_CACHE_SIZE = 10_000
+
+
 class TokenVerifier:
     """Verifies end-user JWTs; thread-safe; build once, call :meth:`verify` often.
 
@@ -733,6 +737,11 @@ class TokenVerifier:
         self._required = tuple(dict.fromkeys(_strings(required_claims)))
         self._max_token_bytes = int(max_token_bytes)
         self._clock = clock
+        #: Signatures already checked: SHA-256 of the token → (claims, key). A hit
+        #: still re-checks every claim (exp, nbf, iss, aud …) against the clock and
+        #: that its key is still among the current keys, so rotation and expiry act
+        #: at once; only the signature check is saved. Raw tokens are not kept.
+        self._verified: dict[bytes, tuple[dict, Any]] = {}
         self._jwks_timeout = float(jwks_timeout)
         self._jwt = jwt.PyJWT()
 
@@ -902,6 +911,11 @@ class TokenVerifier:
             raise _invalid("the token header's kid must be a string")
 
         candidates = self._select(kid, alg)
+        digest = hashlib.sha256(token.encode()).digest()
+        hit = self._verified.get(digest)
+        if hit is not None and any(key is hit[1] for key in candidates):
+            self._check_claims(hit[0])
+            return dict(hit[0])
         claims = None
         for key in candidates:
             try:
@@ -915,11 +929,15 @@ class TokenVerifier:
                 log.error("unexpected %s while verifying a token", type(exc).__name__)
                 raise _invalid("the token could not be verified") from None
             claims = decoded["payload"]
+            used = key
             break
         if claims is None:
             raise TokenError(TOKEN_SIGNATURE, "the token signature does not verify")
         self._check_claims(claims)
-        return claims
+        if len(self._verified) >= _VERIFIED_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[digest] = (claims, used)
+        return dict(claims)
 
     def _check_claims(self, claims: dict) -> None:
         for name in ("exp", "nbf", "iat"):

@@ -45,7 +45,7 @@ check in order, each with its own decision id and record.
 from __future__ import annotations
 
 import logging
-import os
+import random
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -76,7 +76,10 @@ def new_decision_id() -> str:
     """A UUID version 7 (RFC 9562): 48 bits of Unix milliseconds, then 74 random
     bits. Time-ordered, so decision-log keys sort by time; unique by randomness."""
     ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")            # 80 bits, 74 used
+    # Decision ids are keys, not secrets: the process's PRNG (seeded from the OS and
+    # reseeded after fork) gives unique bits without a system call that would hand
+    # the interpreter to another thread on the hot path.
+    rand = random.getrandbits(80)                           # 80 bits, 74 used
     rand_a = rand >> 68 & 0xFFF
     rand_b = rand & ((1 << 62) - 1)
     value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b

@@ -968,3 +968,36 @@ def test_pdp_token_mint_command(tmp_path):
     expired = runner.invoke(token_cli, ["mint", "--sub", "a", "--dev", "--claim", "exp=1",
                                         "--var-dir", str(var)])
     refused(TokenVerifier(jwks=[str(var / "dev-jwks.json")]), expired.stdout.strip(), TOKEN_EXPIRED)
+
+
+def test_a_token_seen_before_is_still_checked_against_the_clock_every_time():
+    """Verified signatures are remembered, the time claims never are: a token that
+    verified a minute ago is refused once it has expired."""
+    now = [1_800_000_000.0]
+    key = {"kty": "oct", "kid": "k1", "alg": "HS256",
+           "k": base64.urlsafe_b64encode(b"s" * 32).rstrip(b"=").decode()}
+    verifier = TokenVerifier(keys=[key], clock=lambda: now[0], leeway=0)
+    token = jwt.encode({"sub": "alice", "exp": int(now[0]) + 60}, b"s" * 32, algorithm="HS256",
+                       headers={"kid": "k1"})
+    assert verifier.verify(token)["sub"] == "alice"
+    assert verifier.verify(token)["sub"] == "alice"          # the remembered signature
+    now[0] += 120
+    with pytest.raises(TokenError) as err:
+        verifier.verify(token)
+    assert err.value.code == "token_expired"
+
+
+def test_a_remembered_token_is_refused_once_its_key_is_gone():
+    key = {"kty": "oct", "kid": "k1", "alg": "HS256",
+           "k": base64.urlsafe_b64encode(b"s" * 32).rstrip(b"=").decode()}
+    other = {"kty": "oct", "kid": "k2", "alg": "HS256",
+             "k": base64.urlsafe_b64encode(b"t" * 32).rstrip(b"=").decode()}
+    token = jwt.encode({"sub": "alice", "exp": 4_000_000_000}, b"s" * 32, algorithm="HS256",
+                       headers={"kid": "k1"})
+    verifier = TokenVerifier(keys=[key])
+    assert verifier.verify(token)["sub"] == "alice"
+    rotated = TokenVerifier(keys=[other])
+    rotated._verified = verifier._verified                   # same memory, keys rotated
+    with pytest.raises(TokenError) as err:
+        rotated.verify(token)
+    assert err.value.code == "unknown_key"
