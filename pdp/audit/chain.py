@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import String, any_, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from pdp.audit.record import AuditRecord, canonical_json, format_time
@@ -58,9 +58,6 @@ BODY_COLUMNS = ("seq", "kind", "decision_id", "time", "caller", "policy_set",
                 "decision", "claims", "redacted", "action_attributes",
                 "resource_attributes", "context", "policies", "reasons", "errors",
                 "evaluation_us", "details")
-
-#: Rows per multi-row INSERT (PostgreSQL allows 65535 parameters; 24 per row).
-_INSERT_CHUNK = 1000
 
 
 def row_body(row: Any) -> dict:
@@ -115,18 +112,13 @@ def _lock_head(session: Session, db: Database) -> AuditChainHeadRow:
 
 def _insert_rows(session: Session, db: Database, rows: list[dict],
                  policy_rows: list[dict]) -> None:
+    """One executemany per table: SQLAlchemy sends it as batched multi-row INSERTs
+    ("insertmanyvalues") with a cached statement, on PostgreSQL and SQLite alike."""
     if not rows:
         return
-    if db.is_postgresql:
-        for i in range(0, len(rows), _INSERT_CHUNK):
-            session.execute(insert(DecisionLogRow).values(rows[i:i + _INSERT_CHUNK]))
-        for i in range(0, len(policy_rows), _INSERT_CHUNK * 8):
-            session.execute(insert(DecisionLogPolicyRow)
-                            .values(policy_rows[i:i + _INSERT_CHUNK * 8]))
-    else:
-        session.execute(insert(DecisionLogRow), rows)
-        if policy_rows:
-            session.execute(insert(DecisionLogPolicyRow), policy_rows)
+    session.execute(insert(DecisionLogRow), rows)
+    if policy_rows:
+        session.execute(insert(DecisionLogPolicyRow), policy_rows)
 
 
 def _decision_row(record: AuditRecord) -> dict:
@@ -137,9 +129,11 @@ def _decision_row(record: AuditRecord) -> dict:
     return data
 
 
-def _chain(session: Session, db: Database, rows: list[dict]) -> AppendResult:
+def _chain(session: Session, db: Database, rows: list[dict],
+           head_row: AuditChainHeadRow | None = None) -> AppendResult:
     """Give ``rows`` positions after the locked head, hash, insert, move the head."""
-    head_row = _lock_head(session, db)
+    if head_row is None:
+        head_row = _lock_head(session, db)
     seq, prev = head_row.seq, head_row.hash
     policy_rows = []
     for row in rows:
@@ -164,16 +158,34 @@ def append(db: Database, records: Sequence[AuditRecord]) -> AppendResult:
     for record in records:
         unique.setdefault(record.decision_id, record)
     with db.write() as session:
-        _lock_head(session, db)                 # first: concurrent appends serialize here
-        present: set[str] = set()
-        ids = list(unique)
-        for i in range(0, len(ids), 500):
-            present.update(session.scalars(select(DecisionLogRow.decision_id).where(
-                DecisionLogRow.decision_id.in_(ids[i:i + 500]))))
+        head_row = _lock_head(session, db)      # first: concurrent appends serialize here
+        present = _present(session, db, list(unique))
         rows = [_decision_row(r) for i, r in unique.items() if i not in present]
-        result = _chain(session, db, rows)
+        result = _chain(session, db, rows, head_row)
     return AppendResult(inserted=result.inserted, skipped=len(records) - result.inserted,
                         head_seq=result.head_seq, head_hash=result.head_hash)
+
+
+def _present(session: Session, db: Database, ids: list[str]) -> set[str]:
+    """Which of ``ids`` are already in the log (a replay must not write them twice).
+
+    On PostgreSQL one array parameter (``= ANY(:ids)``): the same statement for every
+    batch size, so a server-side prepared plan stays an index scan; an ``IN`` list
+    of 500 parameters got a plan fixed while the table was small (a sequential scan
+    that grew with the log)."""
+    if not ids:
+        return set()
+    if db.is_postgresql:
+        from sqlalchemy.dialects.postgresql import ARRAY
+
+        param = bindparam("ids", value=ids, type_=ARRAY(String))
+        return set(session.scalars(select(DecisionLogRow.decision_id)
+                                   .where(DecisionLogRow.decision_id == any_(param))))
+    present: set[str] = set()
+    for i in range(0, len(ids), 500):
+        present.update(session.scalars(select(DecisionLogRow.decision_id).where(
+            DecisionLogRow.decision_id.in_(ids[i:i + 500]))))
+    return present
 
 
 def append_checkpoint(db: Database, pruned_through: int, *, by: str = "pdp audit prune",
