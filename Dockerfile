@@ -27,6 +27,8 @@ WORKDIR /opt/pdp/src
 COPY pyproject.toml README.md gunicorn.conf.py ./
 COPY migrations ./migrations
 COPY pdp ./pdp
+# pdp_client (pdp.client re-exports it); also distributed alone as pdp-client.
+COPY clients/python/pdp_client ./clients/python/pdp_client
 RUN pip install --no-compile -e . "gunicorn>=23" "prometheus_client>=0.20" \
  && python -m compileall -q pdp migrations \
  && pdp --help > /dev/null
