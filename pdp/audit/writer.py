@@ -119,6 +119,8 @@ class AuditWriter:
         self._cond = threading.Condition()
         self._queue: collections.deque[AuditRecord] = collections.deque()
         self._batch = _Batch()
+        #: The batch the thread has taken and is writing (``flush`` waits for it too).
+        self._in_flight: _Batch | None = None
         self._first_at: float | None = None
         self._closing = False
         self._closed = False
@@ -211,11 +213,14 @@ class AuditWriter:
         """Wait until everything queued so far has been written or spilled."""
         self._ensure_started()
         with self._cond:
-            if not self._queue:
-                return True
-            batch = self._batch
-            self._first_at = 0.0
-            self._cond.notify()
+            if self._queue:
+                batch = self._batch
+                self._first_at = 0.0
+                self._cond.notify()
+            else:                         # nothing queued: wait for what is being written
+                batch = self._in_flight
+                if batch is None:
+                    return True
         return batch.event.wait(timeout)
 
     @property
@@ -236,6 +241,10 @@ class AuditWriter:
                 log.exception("unexpected error in the decision log writer")
                 if batch is not None and not batch.event.is_set():
                     batch.event.set()
+            if batch is not None:
+                with self._cond:
+                    if self._in_flight is batch:
+                        self._in_flight = None
             if closing:
                 with self._cond:
                     if self._queue:
@@ -273,6 +282,7 @@ class AuditWriter:
             items = list(self._queue)
             self._queue.clear()
             batch, self._batch = self._batch, _Batch()
+            self._in_flight = batch
             self._first_at = None
             closing = self._closing
         self.metrics.queue_depth(0)

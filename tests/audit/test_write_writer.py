@@ -237,3 +237,16 @@ def test_async_with_a_full_queue_and_no_spill_raises(store, make_writer, tmp_pat
     db.down = False
     writer.close()
     assert len(ids(store)) == 3                 # the accepted ones were kept in memory
+
+
+def test_flush_waits_for_the_batch_being_written(store, make_writer):
+    """A flush that finds the queue empty because the thread has just taken the
+    records must still wait until they are written (a caller that flushes and
+    then reads the log sees them)."""
+    db = FlakyDb(store, delay=0.5)                # every transaction takes 0.5 s
+    writer = make_writer(db, flush_interval=0.01, batch_size=1000)
+    for i in range(20):
+        writer.submit(rec(i))
+    wait_for(lambda: writer.queue_depth == 0)     # taken by the thread, not yet written
+    assert writer.flush(5)
+    assert len(ids(store)) == 20
