@@ -673,7 +673,7 @@ class _PolicyEmitter:
         kinds make Python's ``==`` the language's."""
         if left[2] is not _NOCONST and right[2] is _NOCONST:
             left, right = right, left
-        (lc, lk, lv, ld), (rc, rk, rv, rd) = left, right
+        (lc, lk, _, ld), (rc, rk, rv, rd) = left, right
         depth = max(ld, rd) + 1
         if rv is not _NOCONST:
             if rv is None or rv is True or rv is False:
@@ -690,7 +690,7 @@ class _PolicyEmitter:
         return f"_eq({lc}, {rc})", depth
 
     def _member(self, left, right, site):
-        (lc, lk, lv, ld), (rc, rk, rv, rd) = left, right
+        (lc, lk, _, ld), (rc, _, rv, rd) = left, right
         if rv.__class__ is list and rv and all(x.__class__ is str for x in rv):
             name = self.gen.constant(frozenset(rv))
             if lk == "string":

@@ -252,7 +252,7 @@ class _Builder(Transformer):
         return ast.Call(name.value, [], name.line, name.column)
 
     def call(self, children):
-        name, _lpar, args = children[0], children[1], children[2]
+        name, args = children[0], children[2]
         return self._set_depth(ast.Call(name.value, args, name.line, name.column), *args)
 
     def path_root(self, children):
