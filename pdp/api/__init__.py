@@ -16,7 +16,9 @@ registers one blueprint per concern:
 * :mod:`pdp.api.gateway` — ``/v1/authz/http[/…]`` for nginx and Envoy (role ``decide``,
   key in ``X-PDP-Key``);
 * :mod:`pdp.api.decisions` — ``/v1/decisions[/export|/stats|/{id}]``, reading the
-  decision log (role ``auditor``).
+  decision log (role ``auditor``);
+* :mod:`pdp.api.console` — ``/console/…``: HTML pages for auditors and policy
+  owners (sign-in with an ``auditor`` or ``admin`` key, session cookie, CSRF).
 
 Errors of every kind are answered in one JSON shape (:mod:`pdp.api.errors`);
 request bodies are read strictly (:mod:`pdp.api.json`) and validated by
@@ -31,7 +33,7 @@ import threading
 
 from flask import Flask
 
-from pdp.api import authzen, decide, gateway, health, policies
+from pdp.api import authzen, console, decide, gateway, health, policies
 from pdp.api import decisions as decision_log
 from pdp.api import logging as request_logging
 from pdp.api import metrics
@@ -107,6 +109,7 @@ def create_app(settings: Settings | None = None, *, store: Database | None = Non
     app.register_blueprint(authzen.bp)
     app.register_blueprint(gateway.bp)
     app.register_blueprint(decision_log.bp)
+    app.register_blueprint(console.bp)
 
     start_lock = threading.Lock()
 

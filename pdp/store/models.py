@@ -14,7 +14,12 @@
   decision (or prune checkpoint), ``seq`` its gapless position in the hash chain;
 * ``decision_log_policies`` — (seq, policy id) of each record's determining
   policies, for the policy-id filter;
-* ``audit_chain_head`` — one row (``id = 1``): the last chain position and hash.
+* ``audit_chain_head`` — one row (``id = 1``): the last chain position and hash;
+* ``audit_verifications`` — the outcome of each full verification of the chain
+  (``pdp audit verify``, the console), so the console can show its state;
+* ``console_sessions`` — signed-in console users: the SHA-256 of the session
+  cookie (never the cookie), the key they signed in with, its roles, the CSRF
+  token of the session, when it expires.
 
 Every timestamp is stored and returned in UTC (:class:`UTCDateTime`).
 """
@@ -259,3 +264,40 @@ class AuditChainHeadRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditVerificationRow(Base):
+    """One run of :func:`pdp.audit.chain.verify` over the whole chain, as recorded."""
+
+    __tablename__ = "audit_verifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    verified_at: Mapped[datetime] = mapped_column(index=True)
+    verified_by: Mapped[str] = mapped_column(String(200))
+    ok: Mapped[bool] = mapped_column(Boolean)
+    #: Records checked, and the chain's last position and hash when verified.
+    checked: Mapped[int] = mapped_column(BigInteger)
+    head_seq: Mapped[int] = mapped_column(BigInteger)
+    head_hash: Mapped[str] = mapped_column(String(64))
+    #: When not ``ok``: the kind of breakage, where, and the verifier's words.
+    problem: Mapped[str | None] = mapped_column(String(64))
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+    message: Mapped[str | None] = mapped_column(Text)
+
+
+# --------------------------------------------------------------------------- console
+
+class ConsoleSessionRow(Base):
+    """A signed-in console user (see :mod:`pdp.service.sessions`)."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: Hex SHA-256 of the session cookie's value.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: The API key the user signed in with (by name: names are never reused).
+    key_name: Mapped[str] = mapped_column(String(128), index=True)
+    roles: Mapped[list[str]] = mapped_column(JSON)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -28,9 +28,11 @@ def _template(path: str) -> str:
 
 
 def _routes(app) -> dict[tuple[str, str], object]:
+    """The JSON API's routes; the console's HTML pages (``/console/…``) are not
+    part of the API contract (``docs/console.md`` describes them)."""
     routes = {}
     for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static":
+        if rule.endpoint == "static" or rule.endpoint.startswith("console."):
             continue
         for method in rule.methods - AUTOMATIC:
             routes[(_template(rule.rule), method.lower())] = app.view_functions[rule.endpoint]

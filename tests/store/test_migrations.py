@@ -12,7 +12,8 @@ from pdp.store.migrate import MIGRATIONS_DIR, head_revision
 from pdp.store.models import Base
 
 TABLES = {"policy_sets", "policy_versions", "policy_files", "policy_activations", "api_keys",
-          "decision_log", "decision_log_policies", "audit_chain_head"}
+          "decision_log", "decision_log_policies", "audit_chain_head", "audit_verifications",
+          "console_sessions"}
 
 
 def _tables(database: Database) -> set[str]:
