@@ -41,6 +41,7 @@ from flask import (Blueprint, Response, abort, g, make_response, redirect, rende
 from markupsafe import Markup, escape
 from werkzeug.exceptions import HTTPException
 
+from pdp.api.console.render import pretty_json
 from pdp.api.context import services
 from pdp.api.errors import status_of
 from pdp.errors import PdpError
@@ -139,6 +140,11 @@ def csrf_field() -> Markup:
     session = current_session()
     token = session.csrf_token if session is not None else ""
     return Markup('<input type="hidden" name="csrf_token" value="%s">') % escape(token)
+
+
+@bp.app_template_filter("console_json")
+def _console_json(value) -> str:
+    return pretty_json(value)
 
 
 @bp.context_processor
