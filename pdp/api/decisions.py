@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("decisions", __name__, url_prefix="/v1/decisions")
 
 EXPORT_FORMATS = ("csv", "ndjson")
-_MEDIA = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}
+EXPORT_MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}
 
 
 # --------------------------------------------------------------------------- parameters
@@ -110,7 +110,7 @@ def _params(schema: Strict) -> dict:
     return load(schema, data)
 
 
-def _filter(params: dict) -> queries.DecisionFilter:
+def decision_filter(params: dict) -> queries.DecisionFilter:
     return queries.DecisionFilter(**{k: params[k] for k in _FILTER_FIELDS if k in params})
 
 
@@ -120,7 +120,7 @@ def _filter(params: dict) -> queries.DecisionFilter:
 @require_role("auditor")
 def list_decisions():
     params = _params(ListParams())
-    page = queries.list_decisions(services().db, _filter(params), limit=params["limit"],
+    page = queries.list_decisions(services().db, decision_filter(params), limit=params["limit"],
                                   cursor=params.get("cursor"))
     return {"decisions": page.decisions, "next_cursor": page.next_cursor}
 
@@ -130,11 +130,11 @@ def list_decisions():
 def export_decisions():
     params = _params(ExportParams())
     fmt = params["format"]
-    records = queries.iter_decisions(services().db, _filter(params))
+    records = queries.iter_decisions(services().db, decision_filter(params))
     first = next(records, None)            # a store failure is still a 503 here
     body = stream_export(fmt, first, records)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return Response(body, mimetype=None, content_type=_MEDIA[fmt], headers={
+    return Response(body, mimetype=None, content_type=EXPORT_MEDIA_TYPES[fmt], headers={
         "Content-Disposition": f'attachment; filename="decisions-{stamp}.{fmt}"',
         "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
@@ -145,7 +145,7 @@ def decision_stats():
     params = _params(StatsParams())
     result = queries.stats(services().db, params.get("time_from"), params.get("time_to"),
                            params["bucket"],
-                           _filter({k: v for k, v in params.items()
+                           decision_filter({k: v for k, v in params.items()
                                     if k not in ("time_from", "time_to")}))
     return result.to_dict()
 

@@ -243,3 +243,9 @@ def sign_out():
     response.delete_cookie(SESSION_COOKIE, path=COOKIE_PATH, secure=_secure(), httponly=True,
                            samesite="Strict")
     return response
+
+
+@bp.get("/<path:unknown>")
+def not_found(unknown: str):
+    """Any other console address: an HTML 404 page (not the API's JSON)."""
+    return error_page(404, "not_found", "There is no such page in the console.")

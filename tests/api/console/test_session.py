@@ -233,3 +233,10 @@ def test_the_stylesheet_is_served_by_pdp_itself(client):
     response = client.get("/console/static/console.css")
     assert response.status_code == 200
     assert response.mimetype == "text/css"
+
+
+def test_an_unknown_console_address_is_an_html_404(client):
+    response = client.get("/console/no/such/page")
+    assert response.status_code == 404
+    assert response.mimetype == "text/html"
+    assert 'data-code="not_found"' in response.text
