@@ -18,7 +18,8 @@ CSRF
 Headers
     Every console response has a Content-Security-Policy with no inline script or
     style and nothing from another origin, ``X-Frame-Options: DENY``,
-    ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: no-referrer`` and
+    ``X-Content-Type-Options: nosniff``, ``Referrer-Policy: same-origin`` (not
+    ``no-referrer``: with it, browsers send ``Origin: null`` on the console's own forms) and
     ``Cache-Control: no-store``.
 
 Pages use :func:`page` (``@page("auditor")``, ``@page("admin")`` or ``@page()``
@@ -67,7 +68,7 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
@@ -111,7 +112,8 @@ def _load_session() -> Response | None:
 
 def _check_csrf() -> Response | None:
     origin = request.headers.get("Origin")
-    if origin is not None and origin != request.host_url.rstrip("/"):
+    # Host and port must be this service's (the scheme may differ behind a TLS proxy).
+    if origin is not None and urlsplit(origin).netloc.lower() != request.host.lower():
         log.warning("console: refused a POST from origin %r", origin[:200])
         return error_page(403, "csrf_failed", "This form was sent from another site.")
     sent = request.form.get("csrf_token", "")

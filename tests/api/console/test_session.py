@@ -210,7 +210,7 @@ def test_every_console_page_has_the_security_headers(client, auditor_key, path):
     assert "frame-ancestors 'none'" in csp
     assert response.headers["X-Frame-Options"] == "DENY"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
-    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["Referrer-Policy"] == "same-origin"
     assert response.headers["Cache-Control"] == "no-store"
 
 
@@ -240,3 +240,21 @@ def test_an_unknown_console_address_is_an_html_404(client):
     assert response.status_code == 404
     assert response.mimetype == "text/html"
     assert 'data-code="not_found"' in response.text
+
+
+@pytest.mark.parametrize("origin", ["null", "http://localhost.evil.example", "http://localhost:81"])
+def test_an_opaque_or_foreign_origin_is_refused(client, auditor_key, origin):
+    _sign_in(client, auditor_key)
+    response = client.post("/console/sign-out", data={"csrf_token": _page_token(client)},
+                           headers={"Origin": origin})
+    assert response.status_code == 403
+
+
+def test_the_consoles_own_origin_is_accepted_also_behind_a_tls_proxy(client, auditor_key):
+    _sign_in(client, auditor_key)
+    for origin in ("http://localhost", "https://localhost"):
+        token = _page_token(client)
+        response = client.post("/console/sign-out", data={"csrf_token": token},
+                               headers={"Origin": origin})
+        assert response.status_code == 303
+        _sign_in(client, auditor_key)
