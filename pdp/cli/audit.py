@@ -19,6 +19,8 @@ import click
 from pdp.audit import queries
 from pdp.cli._common import EXIT_REFUSED, open_database
 
+#: ``verified_by`` of the verifications this command records.
+VERIFIED_BY = "pdp audit verify"
 #: Records between two progress lines of ``pdp audit export`` (stderr, TTY only).
 PROGRESS_EVERY = 10_000
 
@@ -140,11 +142,24 @@ def export(fmt: str, filter: queries.DecisionFilter, output) -> None:
 @audit.command("verify")
 @click.option("--from", "from_seq", type=click.IntRange(min=1), metavar="SEQ",
               help="Start at this record (its prev_hash is taken as given).")
-def verify(from_seq: int | None) -> None:
-    """Check the hash chain; exit 1 naming the first broken record."""
-    from pdp.audit import chain
+@click.option("--no-record", is_flag=True,
+              help="Do not record the result in audit_verifications (where the console "
+                   "shows it). Runs with --from are never recorded.")
+def verify(from_seq: int | None, no_record: bool) -> None:
+    """Check the hash chain; exit 1 naming the first broken record.
 
-    result = chain.verify(open_database(), from_seq=from_seq)
+    A full run (without --from) is recorded with its outcome, as done by
+    "pdp audit verify", unless --no-record is given."""
+    from pdp.audit import chain, verifications
+    from pdp.store import StoreError
+
+    db = open_database()
+    result = chain.verify(db, from_seq=from_seq)
+    if from_seq is None and not no_record:
+        try:
+            verifications.record(db, result, by=VERIFIED_BY)
+        except StoreError as exc:
+            click.echo(f"warning: the result could not be recorded: {exc}", err=True)
     if result.ok:
         span = (f" (positions {result.first_seq} to {result.last_seq})"
                 if result.checked else "")

@@ -161,3 +161,44 @@ def test_export_shows_progress_on_a_terminal(pdp, records, monkeypatch):
     assert len(result.stdout.splitlines()) == 24
     assert "\r10 records" in result.stderr and "\r20 records" in result.stderr
     assert "24 records exported" in result.stderr
+
+
+# --------------------------------------------------------------------------- recorded verifications
+
+def test_verify_records_its_result_for_the_console(pdp, store, records):
+    from pdp.audit import verifications
+
+    assert pdp("audit", "verify").stdout.startswith("ok: 24 record(s) verified")
+    last = verifications.last_verification(store)
+    assert last.verified_by == "pdp audit verify" and last.ok
+    assert (last.checked, last.head_seq, last.head_hash) == (24, *chain.head(store))
+    with store.write() as s:
+        s.execute(sa.text("UPDATE decision_log SET decision = 'allow' "
+                          "WHERE decision_id = 'd-0006'"))
+    result = pdp("audit", "verify", expect=1)
+    assert "record 7 (decision d-0006): altered" in result.stderr
+    broken = verifications.last_verification(store)
+    assert broken.id > last.id and not broken.ok
+    assert (broken.problem, broken.seq, broken.checked) == ("altered", 7, 6)
+
+
+def test_verify_without_recording_and_from_a_position(pdp, store, records):
+    from pdp.audit import verifications
+
+    assert pdp("audit", "verify", "--no-record").stdout.startswith("ok: 24 record(s)")
+    assert pdp("audit", "verify", "--from", "20").stdout.startswith("ok: 5 record(s)")
+    assert verifications.last_verification(store) is None
+    assert "--no-record" in pdp("audit", "verify", "--help").stdout
+
+
+def test_verify_still_answers_when_its_result_cannot_be_recorded(pdp, records, monkeypatch):
+    from pdp.audit import verifications
+    from pdp.store import StoreError
+
+    def down(*args, **kwargs):
+        raise StoreError("database error: read-only transaction")
+
+    monkeypatch.setattr(verifications, "record", down)
+    result = pdp("audit", "verify")
+    assert result.stdout.startswith("ok: 24 record(s) verified")
+    assert "warning: the result could not be recorded" in result.stderr
