@@ -244,3 +244,59 @@ def test_a_request_in_flight_at_sigterm_is_answered(live_server, database_url):
     assert head.startswith(b"HTTP/1.1 200"), answer[:300]
     assert json.loads(payload)["ok"] is True
     assert url.process.wait(25) == 0
+
+
+def test_serve_config_reaches_the_gunicorn_workers(live_server, database_url, tmp_path,
+                                                   monkeypatch):
+    """``pdp --config pdp.toml serve`` (a path relative to the working directory):
+    the workers verify tokens with the file's HMAC secret and check the file's
+    issuer; the secret is never logged."""
+    import jwt
+
+    from tests import live
+
+    secret = "config-file-hmac-secret-of-32-bytes-or-more"
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / "pdp.toml").write_text(
+        f'jwt_hs_secret = "{secret}"\njwt_issuer = ["https://idp.test"]\n'
+        'audit_mode = "off"\n', encoding="utf-8")
+    monkeypatch.setattr(live, "PDP", [*live.PDP, "--config", "pdp.toml"])
+    admin = make_key(database_url, "config-admin", "admin")
+    decider = make_key(database_url, "config-decider", "decide")
+    url = live_server({"PDP_POLL_INTERVAL": "0.2"}, workers=2, workdir=workdir)
+    status, body = post_json(f"{url}/v1/policy-sets/default/versions",
+                             {"files": {"docs.policy": DOCS}, "activate": True},
+                             headers={"Authorization": f"Bearer {admin}"})
+    assert status == 201, body
+    wait_for(lambda: all(get(f"{url}/readyz")[0] == 200 for _ in range(20)))
+
+    token = jwt.encode({"sub": "alice", "iss": "https://idp.test",
+                        "exp": int(time.time()) + 600}, secret, algorithm="HS256")
+    wrong_issuer = jwt.encode({"sub": "alice", "iss": "https://other.test",
+                               "exp": int(time.time()) + 600}, secret, algorithm="HS256")
+    request = {"subject": {"token": token}, "action": "read",
+               "resource": {"type": "document", "id": "d1", "attributes": {"owner": "alice"}}}
+    for _ in range(8):                                 # both workers answer
+        status, answer = post_json(f"{url}/v1/decide", request,
+                                   headers={"Authorization": f"Bearer {decider}"})
+        assert (status, answer.get("decision")) == (200, "allow"), (answer, url.logs())
+    request["subject"]["token"] = wrong_issuer
+    status, answer = post_json(f"{url}/v1/decide", request,
+                               headers={"Authorization": f"Bearer {decider}"})
+    assert (status, answer.get("decision")) == (200, "deny"), (answer, url.logs())
+    assert secret not in url.logs()
+
+
+def test_serve_refuses_to_start_with_a_bad_config_file(tmp_path):
+    import subprocess
+
+    from tests.live import PDP
+
+    (tmp_path / "pdp.toml").write_text('workers = 2\nthraeds = 4\n', encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PDP_")}
+    done = subprocess.run([*PDP, "--config", "pdp.toml", "serve", "--no-migrate"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done
+    assert "unknown key thraeds" in done.stderr and "did you mean threads?" in done.stderr
+    assert str(tmp_path / "pdp.toml") in done.stderr and "line 2" in done.stderr

@@ -72,7 +72,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from jwt.algorithms import get_default_algorithms
 
-from pdp.config import ConfigError
+from pdp.config import ConfigError, load_environment
 from pdp.errors import PdpError
 
 log = logging.getLogger("pdp.tokens")
@@ -632,7 +632,9 @@ class TokenSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> TokenSettings:
-        """Settings from ``PDP_JWT_*`` / ``PDP_JWKS*``; unset or empty means the default."""
+        """Settings from ``PDP_JWT_*`` / ``PDP_JWKS*`` over the config file
+        (:func:`pdp.config.load_environment`); unset or empty means the default."""
+        environ = load_environment(environ)
         algorithms = _list(environ, "PDP_JWT_ALGORITHMS")
         return cls(
             jwks=_list(environ, "PDP_JWKS") or (),

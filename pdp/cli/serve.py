@@ -28,6 +28,7 @@ from pathlib import Path
 import click
 
 from pdp.cli._common import get_settings
+from pdp.config import load_environment
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -87,8 +88,9 @@ def _serve(bind, workers, threads, dev, migrate, var_dir, metrics_dir) -> None:
 
     if dev:
         os.environ["PDP_DEV_MODE"] = "1"
-        if not (os.environ.get("PDP_JWKS", "").strip()
-                or os.environ.get("PDP_JWT_HS_SECRET", "").strip()):
+        configured = load_environment(os.environ)        # the config file counts too
+        if not (configured.get("PDP_JWKS", "").strip()
+                or configured.get("PDP_JWT_HS_SECRET", "").strip()):
             from pdp.api.tokens import dev_signing_key
 
             os.environ["PDP_JWKS"] = str(dev_signing_key(var_dir).jwks_path)

@@ -40,9 +40,10 @@ def mint(sub: str, roles: str, claims: tuple[str, ...], ttl: int, issuer: str | 
          audience: str | None, var_dir: str, dev: bool) -> None:
     """Print a signed development token for --sub (the token alone, on stdout)."""
     from pdp.api.tokens import mint_dev_token, parse_claim
+    from pdp.config import load_environment
 
     extra = dict(parse_claim(text) for text in claims)
     click.echo(mint_dev_token(
         sub=sub, roles=[r.strip() for r in roles.split(",") if r.strip()], claims=extra,
         ttl=ttl, issuer=issuer, audience=audience, var_dir=var_dir, dev=dev,
-        environ=os.environ))
+        environ=load_environment(os.environ)))         # the config file's issuer too
