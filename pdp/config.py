@@ -62,6 +62,9 @@ variable               default                     meaning
 ``PDP_AUDIT_BATCH_SIZE`` 500                       most records in one insert transaction
 ``PDP_AUDIT_SPILL_DIR`` ``var/audit-spill``        where records wait when the store is down
 ``PDP_AUDIT_REDACT_CLAIMS`` (none)                 claims recorded as ``"[redacted]"``
+``PDP_CONSOLE_SESSION_TTL`` 28800                  seconds a console sign-in lasts (absolute)
+``PDP_TRUSTED_PROXIES`` 0                          reverse proxies in front of pdp whose
+                                                   ``X-Forwarded-For/-Proto/-Host`` are believed
 ``PDP_CONFIG``         (none)                      a TOML config file (see above); the
                                                    environment overrides it
 =====================  ==========================  ==========================================
@@ -139,6 +142,8 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("PDP_AUDIT_BATCH_SIZE", "int"),
     Variable("PDP_AUDIT_SPILL_DIR", "str"),
     Variable("PDP_AUDIT_REDACT_CLAIMS", "list"),
+    Variable("PDP_CONSOLE_SESSION_TTL", "number"),
+    Variable("PDP_TRUSTED_PROXIES", "int"),
     Variable("PDP_JWKS", "list", secret="url"),
     Variable("PDP_JWT_HS_SECRET", "str", secret="value"),
     Variable("PDP_JWT_ISSUER", "list"),
@@ -413,6 +418,11 @@ class Settings:
     audit_spill_dir: str = "var/audit-spill"
     #: Names of claims whose values are recorded as ``"[redacted]"``.
     audit_redact_claims: tuple[str, ...] = ()
+    #: Seconds a console session lasts from sign-in (:mod:`pdp.service.sessions`).
+    console_session_ttl: float = 8 * 3600
+    #: Proxies in front of pdp, each adding one ``X-Forwarded-*`` hop that is
+    #: believed (client address, scheme — hence ``Secure`` cookies —, host); 0: none.
+    trusted_proxies: int = 0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -446,6 +456,8 @@ class Settings:
             audit_batch_size=_positive_int(environ, "PDP_AUDIT_BATCH_SIZE", 500),
             audit_spill_dir=_str(environ, "PDP_AUDIT_SPILL_DIR", "var/audit-spill"),
             audit_redact_claims=_names(environ, "PDP_AUDIT_REDACT_CLAIMS"),
+            console_session_ttl=_seconds(environ, "PDP_CONSOLE_SESSION_TTL") or 8 * 3600,
+            trusted_proxies=_count(environ, "PDP_TRUSTED_PROXIES"),
         )
 
     @property
@@ -487,6 +499,16 @@ def _seconds(environ: Mapping[str, str], name: str, *, zero_ok: bool = False) ->
         kind = "zero or a positive" if zero_ok else "a positive"
         raise ConfigError(f"{name} must be {kind} number of seconds, not {value!r}")
     return number
+
+
+def _count(environ: Mapping[str, str], name: str) -> int:
+    """A whole number, zero or more; unset: 0."""
+    value = _raw(environ, name)
+    if value is None:
+        return 0
+    if not value.isascii() or not value.isdigit() or int(value) > 16:
+        raise ConfigError(f"{name} must be a whole number from 0 to 16, not {value!r}")
+    return int(value)
 
 
 def _public_url(environ: Mapping[str, str]) -> str | None:

@@ -208,3 +208,21 @@ def test_secrets_are_masked_for_display():
     assert mask("PDP_JWKS", f"https://idp/jwks?access_token={PASSWORD}&v=2") == \
         "https://idp/jwks?access_token=***&v=2"
     assert mask("PDP_WORKERS", "4") == "4"
+
+
+def test_console_session_ttl_and_trusted_proxies():
+    settings = Settings.from_env({"PDP_CONSOLE_SESSION_TTL": "600", "PDP_TRUSTED_PROXIES": "2"})
+    assert settings.console_session_ttl == 600
+    assert settings.trusted_proxies == 2
+    defaults = Settings.from_env({})
+    assert defaults.console_session_ttl == 8 * 3600 and defaults.trusted_proxies == 0
+
+
+@pytest.mark.parametrize("name, value", [("PDP_TRUSTED_PROXIES", "-1"),
+                                         ("PDP_TRUSTED_PROXIES", "two"),
+                                         ("PDP_TRUSTED_PROXIES", "99"),
+                                         ("PDP_CONSOLE_SESSION_TTL", "0"),
+                                         ("PDP_CONSOLE_SESSION_TTL", "soon")])
+def test_bad_console_and_proxy_settings_are_refused_by_name(name, value):
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: value})

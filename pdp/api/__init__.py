@@ -32,6 +32,7 @@ import functools
 import threading
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from pdp.api import authzen, console, decide, gateway, health, policies
 from pdp.api import decisions as decision_log
@@ -94,6 +95,9 @@ def create_app(settings: Settings | None = None, *, store: Database | None = Non
 
     request_logging.configure_logging(settings.log_level)
     app = Flask(__name__, static_folder=None)
+    if settings.trusted_proxies:
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
     app.config["MAX_CONTENT_LENGTH"] = options.max_body_bytes
     app.json.sort_keys = False
     app.extensions[EXTENSION] = Services(settings=settings, options=options, db=db,

@@ -5,8 +5,9 @@ Signing in
     (:func:`pdp.service.sessions.sign_in`: only ``auditor`` and ``admin`` keys) and
     sets the session cookie ``pdp_console``: 256 random bits, ``HttpOnly``,
     ``SameSite=Strict``, ``Path=/console``, ``Secure`` when the request came over
-    TLS, with the session's absolute expiry as ``Max-Age``. The store keeps only its
-    SHA-256. ``POST /console/sign-out`` ends the session.
+    TLS (behind a TLS-terminating proxy: set ``PDP_TRUSTED_PROXIES``), with the
+    session's absolute expiry (``PDP_CONSOLE_SESSION_TTL``) as ``Max-Age``. The
+    store keeps only its SHA-256. ``POST /console/sign-out`` ends the session.
 
 CSRF
     Every ``POST`` carries a ``csrf_token`` form field: the session's token once
@@ -34,6 +35,7 @@ import functools
 import hmac
 import logging
 import secrets
+from datetime import timedelta
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -218,7 +220,9 @@ def _sign_in_page(status: int, message: str | None = None) -> Response:
 @bp.post("/sign-in")
 def sign_in():
     raw_key = (request.form.get("key") or "").strip()
-    result = sessions.sign_in(services().db, raw_key)
+    app = services()
+    result = sessions.sign_in(app.db, raw_key,
+                              ttl=timedelta(seconds=app.settings.console_session_ttl))
     if result is None:
         log.info("console: sign-in refused")
         return _sign_in_page(401, "This key cannot sign in to the console. Use an API key "

@@ -258,3 +258,36 @@ def test_the_consoles_own_origin_is_accepted_also_behind_a_tls_proxy(client, aud
                                headers={"Origin": origin})
         assert response.status_code == 303
         _sign_in(client, auditor_key)
+
+
+def test_the_session_lasts_as_long_as_the_operator_says(store, tmp_path):
+    from pdp.api import create_app, services
+    from pdp.config import Settings
+    key = make_key(store, "short-lived", "auditor")
+    app = create_app(Settings(database_url=store.url.render_as_string(hide_password=False),
+                              audit_mode="off", console_session_ttl=60), store=store)
+    try:
+        cookie = _cookie_header(_sign_in(app.test_client(), key), SESSION_COOKIE)
+        assert 55 <= int(re.search(r"Max-Age=(\d+)", cookie).group(1)) <= 60
+    finally:
+        services(app).active.stop()
+
+
+@pytest.mark.parametrize("proxies, secure", [(0, False), (1, True)])
+def test_behind_a_trusted_tls_proxy_the_cookie_is_secure(store, proxies, secure):
+    from pdp.api import create_app, services
+    from pdp.config import Settings
+    key = make_key(store, "behind-proxy", "auditor")
+    app = create_app(Settings(database_url=store.url.render_as_string(hide_password=False),
+                              audit_mode="off", trusted_proxies=proxies), store=store)
+    try:
+        client = app.test_client()
+        forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
+        page = client.get("/console/sign-in", headers=forwarded)
+        token = _TOKEN.search(page.text).group(1)
+        response = client.post("/console/sign-in", headers=forwarded,
+                               data={"csrf_token": token, "key": key})
+        assert response.status_code == 303
+        assert ("Secure" in _cookie_header(response, SESSION_COOKIE)) is secure
+    finally:
+        services(app).active.stop()
