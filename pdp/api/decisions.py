@@ -128,15 +128,7 @@ def list_decisions():
 @bp.get("/export")
 @require_role("auditor")
 def export_decisions():
-    params = _params(ExportParams())
-    fmt = params["format"]
-    records = queries.iter_decisions(services().db, decision_filter(params))
-    first = next(records, None)            # a store failure is still a 503 here
-    body = stream_export(fmt, first, records)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return Response(body, mimetype=None, content_type=EXPORT_MEDIA_TYPES[fmt], headers={
-        "Content-Disposition": f'attachment; filename="decisions-{stamp}.{fmt}"',
-        "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+    return export_response(_params(ExportParams()))
 
 
 @bp.get("/stats")
@@ -157,6 +149,19 @@ def get_decision(decision_id: str):
 
 
 # --------------------------------------------------------------------------- export
+
+def export_response(params: dict) -> Response:
+    """The streamed export of the records matching ``params`` (loaded by
+    :class:`ExportParams`), as an attachment; the console's export answers the same."""
+    fmt = params["format"]
+    records = queries.iter_decisions(services().db, decision_filter(params))
+    first = next(records, None)            # a store failure is still a 503 here
+    body = stream_export(fmt, first, records)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return Response(body, mimetype=None, content_type=EXPORT_MEDIA_TYPES[fmt], headers={
+        "Content-Disposition": f'attachment; filename="decisions-{stamp}.{fmt}"',
+        "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+
 
 def stream_export(fmt: str, first: dict | None, rest: Iterator[dict]) -> Iterator[str]:
     """The export body, record by record (a generator)."""

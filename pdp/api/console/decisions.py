@@ -28,7 +28,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from urllib.parse import quote
 
 from flask import Response, make_response, render_template, request, url_for
@@ -37,8 +36,7 @@ from werkzeug.routing import BuildError
 from pdp.api.console.render import Line, PolicySpan, policy_spans, source_lines
 from pdp.api.console.session import bp, page
 from pdp.api.context import services
-from pdp.api.decisions import (EXPORT_MEDIA_TYPES, ExportParams, ListParams, decision_filter,
-                               stream_export)
+from pdp.api.decisions import ExportParams, ListParams, decision_filter, export_response
 from pdp.api.schemas import load
 from pdp.audit import queries
 from pdp.errors import NotFound, PdpError, RequestError
@@ -133,14 +131,7 @@ def export_decisions():
         params = load(ExportParams(), _api_args(args))
     except RequestError as exc:
         return _log_page(args or _raw_first_values(), error=exc, status=400)
-    fmt = params["format"]
-    records = queries.iter_decisions(services().db, decision_filter(params))
-    first = next(records, None)            # a store failure is still a 503 here
-    body = stream_export(fmt, first, records)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    return Response(body, mimetype=None, content_type=EXPORT_MEDIA_TYPES[fmt], headers={
-        "Content-Disposition": f'attachment; filename="decisions-{stamp}.{fmt}"',
-        "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+    return export_response(params)
 
 
 # --------------------------------------------------------------------------- one decision
