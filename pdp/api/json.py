@@ -80,9 +80,31 @@ def parse_object(raw: bytes, *, max_depth: int = MAX_DEPTH) -> dict:
     except UnicodeDecodeError as exc:
         raise RequestError(f"the request body is not UTF-8 (byte {exc.start})",
                            code="invalid_json") from None
+    # The hooks note whether anything that _check reports was seen (a repeated key,
+    # a non-finite number); with neither, and fewer brackets than the depth limit,
+    # the body cannot fail _check and the walk is skipped.
+    seen: list[object] = []
+
+    def on_object(pairs: list[tuple[str, object]]) -> dict:
+        obj = _object(pairs)
+        if obj.__class__ is not dict:
+            seen.append(obj)
+        return obj
+
+    def on_constant(text: str) -> _NonFinite:
+        seen.append(None)
+        return _NonFinite(text)
+
+    def on_float(text: str) -> float | _NonFinite:
+        value = float(text)
+        if math.isfinite(value):
+            return value
+        seen.append(None)
+        return _NonFinite(text)
+
     try:
-        value = json.loads(text, object_pairs_hook=_object, parse_constant=_NonFinite,
-                           parse_float=_float)
+        value = json.loads(text, object_pairs_hook=on_object, parse_constant=on_constant,
+                           parse_float=on_float)
     except json.JSONDecodeError as exc:
         raise RequestError(f"the request body is not valid JSON: {exc.msg} "
                            f"(line {exc.lineno}, column {exc.colno})",
@@ -92,7 +114,8 @@ def parse_object(raw: bytes, *, max_depth: int = MAX_DEPTH) -> dict:
     except ValueError as exc:                       # e.g. an integer of 5000 digits
         raise RequestError(f"the request body is not usable JSON: {exc}",
                            code="invalid_json") from None
-    _check(value, max_depth)
+    if seen or raw.count(b"{") + raw.count(b"[") > max_depth:
+        _check(value, max_depth)
     if not isinstance(value, dict):
         raise RequestError(f"the request body must be a JSON object, not {_kind(value)}",
                            code="not_an_object")

@@ -20,13 +20,14 @@ gunicorn's own logger is routed to it by ``pdp.api.gunicorn_conf``.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
+import random
 import re
 import sys
 import time
 import traceback
-import uuid
 from datetime import datetime, timezone
 
 from flask import Flask, Response, g, has_request_context, request
@@ -57,30 +58,57 @@ def safe_path(path: str) -> str:
     return cleaned if len(cleaned) <= MAX_PATH_CHARS else cleaned[:MAX_PATH_CHARS] + "…"
 
 
+#: Fields a record carries for the JSON line: ``FIELDS`` first, then other extras.
+_KNOWN = _STANDARD | set(FIELDS)
+_dumps = json.JSONEncoder(ensure_ascii=False, default=str).encode
+
+
+_second: tuple[int, str] = (-1, "")
+
+
+def _log_time(created: float) -> str:
+    """``created`` as ``2026-11-29T13:29:39.263Z``: what
+    ``datetime.fromtimestamp(created, timezone.utc).isoformat(timespec="milliseconds")``
+    gives (microseconds rounded half-even, then cut to milliseconds), with the
+    date and time of day formatted once per second."""
+    global _second
+    whole = int(created)
+    micros = round((created - whole) * 1e6)
+    if whole < 0 or micros >= 1_000_000:
+        return (datetime.fromtimestamp(created, timezone.utc)
+                .isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+    second, text = _second
+    if second != whole:
+        text = datetime.fromtimestamp(whole, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        _second = (whole, text)
+    return f"{text}.{micros // 1000:03d}Z"
+
+
 class JsonFormatter(logging.Formatter):
     """A record → one line of JSON."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
-            "time": datetime.fromtimestamp(record.created, timezone.utc)
-                            .isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "time": _log_time(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
         }
+        attrs = vars(record)
         for name in FIELDS:
-            value = getattr(record, name, None)
+            value = attrs.get(name)
             if value is not None:
                 entry[name] = value
-        for name, value in vars(record).items():
-            if name in _STANDARD or name in entry or name.startswith("_") or value is None:
+        for name in [n for n in attrs if n not in _KNOWN]:
+            value = attrs[name]
+            if value is None or name in entry or name.startswith("_"):
                 continue
             entry[name] = value if isinstance(value, (str, int, float, bool)) else repr(value)
         if record.exc_info:
             entry["exception"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
         elif record.exc_text:
             entry["exception"] = record.exc_text
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        return _dumps(entry)
 
 
 class _StdoutHandler(logging.StreamHandler):
@@ -100,12 +128,22 @@ class _StdoutHandler(logging.StreamHandler):
         pass
 
 
+#: The id of the request being served outside a Flask request context (the
+#: ``POST /v1/decide`` fast path of :mod:`pdp.api.decide`).
+current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "pdp_request_id", default=None)
+
+
 class RequestIdFilter(logging.Filter):
     """Adds the current request's id to records made while serving it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, "request_id", None) is None and has_request_context():
-            record.request_id = g.get("request_id")
+        if getattr(record, "request_id", None) is None:
+            request_id = current_request_id.get()
+            if request_id is not None:
+                record.request_id = request_id
+            elif has_request_context():
+                record.request_id = g.get("request_id")
         return True
 
 
@@ -135,9 +173,21 @@ def configure_logging(level: str = "INFO") -> None:
 
 # --------------------------------------------------------------------------- requests
 
+def new_request_id() -> str:
+    """32 hex digits shaped like a UUID version 4. Request ids are labels, not
+    secrets: the process's PRNG (reseeded after fork) makes them without the system
+    call of ``os.urandom``, which hands the interpreter to other threads."""
+    value = random.getrandbits(128) & ~(0xF000 << 64) & ~(0xC << 60) | (0x4000 << 64) | (0x8 << 60)
+    return f"{value:032x}"
+
+
+def request_id_of(given: str | None) -> str:
+    """The caller's ``X-Request-Id`` when it is sane, else a new id."""
+    return given if given and _REQUEST_ID.fullmatch(given) else new_request_id()
+
+
 def _request_id() -> str:
-    given = request.headers.get("X-Request-Id", "")
-    return given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    return request_id_of(request.headers.get("X-Request-Id", ""))
 
 
 def _begin() -> None:
@@ -145,32 +195,40 @@ def _begin() -> None:
     g.pdp_log_started = time.perf_counter()
 
 
+def log_request(*, request_id: str, method: str, path: str, route: str | None, status: int,
+                duration_ms: float | None, caller: str | None, remote_addr: str | None) -> None:
+    """The one line logged per request (``pdp.http``)."""
+    if status == 503 and path in QUIET_PATHS:
+        level = logging.WARNING                 # not ready: expected while starting
+    elif status >= 500:
+        level = logging.ERROR
+    elif path in QUIET_PATHS and status < 400:
+        level = logging.DEBUG                   # probes and scrapes: every few seconds
+    else:
+        level = logging.INFO
+    if not http_log.isEnabledFor(level):
+        return
+    path = safe_path(path)
+    method = method[:16]
+    # makeRecord + handle is what Logger.log does, without looking up the caller's
+    # frame (file, line, function: not part of the line).
+    http_log.handle(http_log.makeRecord(
+        http_log.name, level, __file__, 0, "%s %s %d", (method, path, status), None,
+        "log_request", {"request_id": request_id, "method": method, "path": path,
+                        "route": route, "status": status, "duration_ms": duration_ms,
+                        "caller": caller, "remote_addr": remote_addr}))
+
+
 def _end(response: Response) -> Response:
     request_id = g.get("request_id") or _request_id()
     response.headers["X-Request-Id"] = request_id
     started = g.get("pdp_log_started")
     duration_ms = round((time.perf_counter() - started) * 1000, 3) if started else None
-    caller = g.get("caller")
-    status = response.status_code
-    if status == 503 and request.path in QUIET_PATHS:
-        level = logging.WARNING                 # not ready: expected while starting
-    elif status >= 500:
-        level = logging.ERROR
-    elif request.path in QUIET_PATHS and status < 400:
-        level = logging.DEBUG                   # probes and scrapes: every few seconds
-    else:
-        level = logging.INFO
-    path = safe_path(request.path)
-    http_log.log(level, "%s %s %d", request.method[:16], path, status, extra={
-        "request_id": request_id,
-        "method": request.method[:16],
-        "path": path,
-        "route": request.url_rule.rule if request.url_rule is not None else None,
-        "status": status,
-        "duration_ms": duration_ms,
-        "caller": getattr(caller, "name", None),
-        "remote_addr": request.remote_addr,
-    })
+    log_request(request_id=request_id, method=request.method, path=request.path,
+                route=request.url_rule.rule if request.url_rule is not None else None,
+                status=response.status_code, duration_ms=duration_ms,
+                caller=getattr(g.get("caller"), "name", None),
+                remote_addr=request.remote_addr)
     return response
 
 

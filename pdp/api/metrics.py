@@ -94,10 +94,35 @@ UNMATCHED = "unmatched"
 
 # --------------------------------------------------------------------------- helpers
 
+def _child(metric, cache: dict, key: tuple):
+    """``metric.labels(*key)``, remembered: the same child every time, without
+    ``labels()``'s validation on every request. Keys are bounded (see the module
+    docstring), so is the cache."""
+    child = cache.get(key)
+    if child is None:
+        child = cache[key] = metric.labels(*key)
+    return child
+
+
+_DECISION_CHILDREN: dict = {}
+_HTTP_COUNT_CHILDREN: dict = {}
+_HTTP_SECONDS_CHILDREN: dict = {}
+
+
 def observe_decision(result: str, seconds: float) -> None:
     """Count one answered decision (``result``: ``allow`` or ``deny``) and its latency."""
-    DECISIONS.labels(result=result).inc()
+    _child(DECISIONS, _DECISION_CHILDREN, (result,)).inc()
     DECISION_SECONDS.observe(max(0.0, seconds))
+
+
+def observe_request(method: str, route: str | None, status: int, seconds: float | None) -> None:
+    """Count one answered HTTP request (``route``: the URL rule, ``None`` when none
+    matched) and its duration."""
+    route = UNMATCHED if route is None else route
+    method = method if method in _METHODS else "other"
+    _child(HTTP_REQUESTS, _HTTP_COUNT_CHILDREN, (method, route, str(status))).inc()
+    if seconds is not None:
+        _child(HTTP_SECONDS, _HTTP_SECONDS_CHILDREN, (method, route)).observe(seconds)
 
 
 def count_token_error(code: str) -> None:
@@ -210,11 +235,9 @@ def _start_timer() -> None:
 
 def _count_request(response: Response) -> Response:
     started = g.get("pdp_started")
-    route = request.url_rule.rule if request.url_rule is not None else UNMATCHED
-    method = request.method if request.method in _METHODS else "other"
-    HTTP_REQUESTS.labels(method=method, route=route, status=str(response.status_code)).inc()
-    if started is not None:
-        HTTP_SECONDS.labels(method=method, route=route).observe(time.perf_counter() - started)
+    observe_request(request.method, request.url_rule.rule if request.url_rule is not None
+                    else None, response.status_code,
+                    None if started is None else time.perf_counter() - started)
     return response
 
 

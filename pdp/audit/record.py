@@ -60,10 +60,37 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def _is_plain(value: Any) -> bool:
+    """Whether ``value`` is already what :func:`_plain` makes of it: ``dict`` with
+    ``str`` keys, ``list``, ``str``, ``int``, ``bool``, ``None``, finite ``float``
+    (exact types, so that nothing is converted). Such a value is encoded as is,
+    without the copy :func:`_plain` makes — the common case: the decision log's
+    values come from JSON."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not _is_plain(item):
+                return False
+        return True
+    if kind is list:
+        for item in value:
+            if not _is_plain(item):
+                return False
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    return False
+
+
+_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                              allow_nan=False).encode
+
+
 def canonical_json(value: Any) -> bytes:
     """Sorted keys, compact separators, UTF-8 (not ASCII-escaped), no NaN."""
-    return json.dumps(_plain(value), sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False, allow_nan=False).encode("utf-8")
+    return _canonical(value if _is_plain(value) else _plain(value)).encode("utf-8")
 
 
 def format_time(value: datetime) -> str:
@@ -138,10 +165,27 @@ class AuditRecord:
     evaluation_us: int = 0
     #: Names of the claims whose values were redacted.
     redacted: list = field(default_factory=list)
+    #: Set by :func:`build_record` when every value is already a plain JSON value
+    #: (its nested values come out of a JSON round trip): :meth:`to_dict` then need
+    #: not convert them again. Not a constructor argument, so ``dataclasses.replace``
+    #: never carries it over to changed values.
+    plain_json: bool = field(default=False, init=False, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         """The record as JSON values (``time`` as RFC 3339 text), in the column names
         of ``decision_log``."""
+        if self.plain_json:
+            # what the round trip below gives for such a record: keys in sorted order
+            return {
+                "action": self.action, "action_attributes": self.action_attributes,
+                "caller": self.caller, "claims": self.claims, "context": self.context,
+                "decision": self.decision, "decision_id": self.decision_id,
+                "errors": self.errors, "evaluation_us": self.evaluation_us,
+                "policies": self.policies, "policy_set": self.policy_set,
+                "policy_version": self.policy_version, "reasons": self.reasons,
+                "redacted": self.redacted, "resource_attributes": self.resource_attributes,
+                "resource_id": self.resource_id, "resource_type": self.resource_type,
+                "subject": self.subject, "time": format_time(self.time)}
         return json.loads(canonical_json({
             "decision_id": self.decision_id, "time": format_time(self.time),
             "caller": self.caller, "policy_set": self.policy_set,
@@ -198,7 +242,7 @@ def build_record(outcome: Any, input: Any, *, redact: Iterable[str] = ()) -> Aud
                                 if input.resource_attributes else None),
         "context": dict(outcome.context or {}),
         "errors": [dict(e) for e in outcome.errors]}))
-    return AuditRecord(
+    record = AuditRecord(
         decision_id=outcome.decision_id, time=_ms(outcome.time), caller=outcome.caller,
         policy_set=outcome.policy_set, policy_version=int(outcome.policy_version),
         subject=_subject_id(claims), claims=plain["claims"], action=input.action,
@@ -207,3 +251,10 @@ def build_record(outcome: Any, input: Any, *, redact: Iterable[str] = ()) -> Aud
         resource_attributes=plain["resource_attributes"], context=plain["context"],
         policies=list(outcome.policies), reasons=list(outcome.reasons),
         errors=plain["errors"], evaluation_us=int(outcome.evaluation_us), redacted=redacted)
+    # The nested values are fresh from json.loads; the rest is checked here.
+    if _is_plain([record.decision_id, record.caller, record.policy_set, record.policy_version,
+                  record.subject, record.action, record.resource_type, record.resource_id,
+                  record.decision, record.policies, record.reasons, record.evaluation_us,
+                  record.redacted]):
+        object.__setattr__(record, "plain_json", True)
+    return record

@@ -327,3 +327,15 @@ def test_a_batch_is_refused_whole_before_anything_is_decided(policy_set):
         service(policy_set, sink=sink, verifier=verifier).decide_batch(
             caller(trusted=False), Subject(claims={}), None, [Check("read", "document", "d")])
     assert sink.records == [] and verifier.calls == 0
+
+
+def test_the_sink_sees_the_request_without_its_token_and_nothing_else_changed():
+    import dataclasses
+
+    from pdp.service.decisions import DecisionInput, Subject, _without_token
+
+    request = DecisionInput(Subject(token="secret.jwt.here"), "read", "document", "d-1",
+                            {"a": 1}, {"owner": "x"}, {"ip": "1.2.3.4"}, "other")
+    assert _without_token(request) == dataclasses.replace(request, subject=Subject())
+    plain = DecisionInput(Subject(claims={"sub": "a"}), "read", "document", "d-1")
+    assert _without_token(plain) is plain

@@ -1,0 +1,129 @@
+"""``canonical_json`` encodes values that are already plain JSON without copying
+them first; the bytes (and so every hash of the chain) are exactly those of the
+general path, for plain and non-plain values alike."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+from datetime import datetime, timezone
+
+from pdp.audit.record import _is_plain, _plain, canonical_json
+from pdp.lang.values import Timestamp
+
+
+def reference(value) -> bytes:
+    return json.dumps(_plain(value), sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+class Text(str):
+    pass
+
+
+class Number(int):
+    pass
+
+
+ODD = [
+    {1: "a", 2: "b", 10: "c"},                 # int keys sort as text
+    {True: 1, None: 2},                        # keys json would spell true / null
+    {"a": (1, 2)},                             # tuples
+    {"a": math.nan}, {"a": [math.inf]}, -math.inf,
+    {"t": datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)},
+    {"t": datetime(2026, 1, 2)},
+    {"ts": Timestamp(1_700_000_000_000_000)},
+    {"s": Text("x")}, {"n": Number(3)}, {Text("k"): 1},
+    {"set": {1, 2}}, {"b": b"bytes"},
+    {"nested": {"a": [{"b": {1: 2}}]}},
+]
+PLAIN = [
+    None, True, 0, -1, 2 ** 70, 1.5, "é ☃ \u2028", [], {}, [1, "a", None, [2.5]],
+    {"b": 1, "a": {"d": [1, {"z": None}], "c": "x"}},
+    {"sub": "alice", "roles": ["viewer"], "department": "engineering", "exp": 1.7e9},
+]
+
+
+def test_plain_values_are_recognised():
+    for value in PLAIN:
+        assert _is_plain(value), value
+    for value in ODD:
+        assert not _is_plain(value), value
+
+
+def test_the_bytes_are_those_of_the_general_path():
+    for value in PLAIN + ODD:
+        assert canonical_json(value) == reference(value), value
+
+
+def test_random_values_give_the_same_bytes():
+    rng = random.Random(11)
+    leaves = [None, True, False, 0, 7, -3, 1.25, 1e300, "x", "ü", "", math.nan, (1,),
+              Number(2), Text("t"), datetime(2020, 1, 1, tzinfo=timezone.utc)]
+
+    def make(depth):
+        kind = rng.random()
+        if depth > 3 or kind < 0.4:
+            return rng.choice(leaves)
+        if kind < 0.7:
+            return [make(depth + 1) for _ in range(rng.randint(0, 4))]
+        keys = ["a", "b", "c", "10", "2"] + ([1, 2] if rng.random() < 0.1 else [])
+        out = {}
+        for _ in range(rng.randint(0, 4)):
+            out[rng.choice(keys)] = make(depth + 1)
+        return out
+
+    for _ in range(3000):
+        value = make(0)
+        try:
+            expected = reference(value)
+        except (TypeError, ValueError) as exc:   # mixed key types: both refuse
+            expected = type(exc)
+        try:
+            got = canonical_json(value)
+        except (TypeError, ValueError) as exc:
+            got = type(exc)
+        assert got == expected, value
+
+
+def _outcome_and_input(**changes):
+    from pdp.service.decisions import DecisionInput, DecisionOutcome, Subject
+
+    now = datetime(2026, 11, 29, 13, 0, 0, 123456, tzinfo=timezone.utc)
+    outcome = DecisionOutcome(
+        decision_id="0190a8f0-0000-7000-8000-000000000001", decision="allow",
+        policy_set="default", policy_version=3, policies=("p-1", "p-2"), reasons=("r",),
+        errors=({"code": "e", "message": "m", "policy": "p-3"},),
+        claims={"sub": "alice", "roles": ["viewer"], "email": "a@x", "n": {"b": 1, "a": 2}},
+        context={"ip": "10.0.0.1", "time": "2026-11-29T13:00:00.123456Z", "caller": "svc"},
+        evaluation_us=17, time=now, caller="svc")
+    input = DecisionInput(Subject(), "read", "document", "d-1", {"z": 1, "a": [1, 2]},
+                          {"owner": "bob", "tags": ["x"]}, {"ip": "10.0.0.1"})
+    for name, value in changes.items():
+        if hasattr(outcome, name):
+            outcome = dataclasses.replace(outcome, **{name: value})
+        else:
+            input = dataclasses.replace(input, **{name: value})
+    return outcome, input
+
+
+def test_a_built_record_gives_the_same_dict_without_the_round_trip():
+    from pdp.audit.record import build_record
+
+    cases = [{}, {"context": {"t": datetime(2020, 1, 1, tzinfo=timezone.utc), "x": (1, 2)}},
+             {"claims": {"sub": 7, "f": math.nan}}, {"action": Text("read")},
+             {"policies": (Text("p"),)}, {"resource_attributes": None}]
+    for changes in cases:
+        outcome, input = _outcome_and_input(**changes)
+        record = build_record(outcome, input, redact=["email"])
+        slow = dataclasses.replace(record)               # the flag is not carried over
+        assert not slow.plain_json
+        fast_dict, slow_dict = record.to_dict(), slow.to_dict()
+        assert fast_dict == slow_dict
+        assert json.dumps(fast_dict) == json.dumps(slow_dict)      # key order too
+        assert record.to_json() == slow.to_json()
+        assert record == slow
+    assert build_record(*_outcome_and_input()).plain_json
+    assert not build_record(*_outcome_and_input(action=Text("read"))).plain_json
