@@ -95,9 +95,6 @@ def create_app(settings: Settings | None = None, *, store: Database | None = Non
 
     request_logging.configure_logging(settings.log_level)
     app = Flask(__name__, static_folder=None)
-    if settings.trusted_proxies:
-        n = settings.trusted_proxies
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
     app.config["MAX_CONTENT_LENGTH"] = options.max_body_bytes
     app.json.sort_keys = False
     app.extensions[EXTENSION] = Services(settings=settings, options=options, db=db,
@@ -114,6 +111,9 @@ def create_app(settings: Settings | None = None, *, store: Database | None = Non
     app.register_blueprint(gateway.bp)
     app.register_blueprint(decision_log.bp)
     app.register_blueprint(console.bp)
+    if settings.trusted_proxies:       # outermost: every layer sees the client's address
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)
 
     start_lock = threading.Lock()
 

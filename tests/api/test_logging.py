@@ -151,3 +151,27 @@ def test_paths_are_cleaned_of_secret_like_parts_and_bounded():
         "/v1/authz/http/[redacted]/x"
     assert pdp_logging.safe_path("/v1/policy-sets/default") == "/v1/policy-sets/default"
     assert len(pdp_logging.safe_path("/" + "a" * 5000)) == pdp_logging.MAX_PATH_CHARS + 1
+
+
+@pytest.mark.parametrize("proxies, logged", [(0, "127.0.0.1"), (1, "203.0.113.9")])
+def test_behind_trusted_proxies_every_request_logs_the_clients_address(
+        store, tmp_path, capsys, proxies, logged):
+    app = create_app(Settings(database_url=store.url.render_as_string(hide_password=False),
+                              audit_mode="off", trusted_proxies=proxies),
+                     store=store, options=OPTIONS)
+    try:
+        admin = make_key(store, "proxy-admin", "admin")
+        decider = make_key(store, "proxy-decider", "decide", )
+        api = Api(app.test_client(), admin)
+        assert api.publish({"a.policy": DOCS}, activate=True).status_code == 201
+        services(app).active.refresh()
+        capsys.readouterr()
+        forwarded = {"X-Forwarded-For": "203.0.113.9"}
+        api.get("/v1/policy-sets", headers=forwarded)
+        api.as_(decider).post("/v1/decide", {      # the fast path in front of Flask too
+            "subject": {"claims": {"sub": "alice"}}, "action": "read",
+            "resource": {"type": "document", "id": "d1"}}, headers=forwarded)
+        lines = request_lines(capsys.readouterr().out)
+        assert [line["remote_addr"] for line in lines] == [logged, logged]
+    finally:
+        services(app).active.stop()
