@@ -5,6 +5,8 @@
 #   2. publishes and activates the example policy set in policies/;
 #   3. creates a development API key with the `decide` role, once: var/dev-key
 #      (mode 0600), reused on later runs, replaced when the store no longer knows it;
+#      and likewise a key with the `auditor` and `admin` roles for the console at
+#      /console: var/dev-console-key;
 #   4. creates the development token signing key (var/dev-signing-key.json) and its
 #      JWKS (var/dev-jwks.json), which the server trusts (PDP_JWKS);
 #   5. starts `pdp serve --dev` on $HOST:$PORT (default 127.0.0.1:8080), checks
@@ -44,6 +46,18 @@ new_key() {
 }
 [ -s "$VAR/dev-key" ] || new_key
 chmod 600 "$VAR/dev-key"
+
+new_console_key() {
+    local key
+    key="$("$PDP" keys create --name "dev-console-$(date +%Y%m%d-%H%M%S)-$$" \
+           --role auditor --role admin | tail -n 1)"
+    (umask 077 && printf '%s\n' "$key" > "$VAR/dev-console-key.tmp")
+    chmod 600 "$VAR/dev-console-key.tmp"
+    mv "$VAR/dev-console-key.tmp" "$VAR/dev-console-key"
+    echo "created a development console key (auditor, admin): $VAR/dev-console-key"
+}
+[ -s "$VAR/dev-console-key" ] || new_console_key
+chmod 600 "$VAR/dev-console-key"
 
 # The signing key and JWKS are created by the first mint; the token is for alice, a
 # viewer, who owns document d1: policies/documents.policy allows her to read it.
@@ -98,6 +112,22 @@ if [ "$RESULT" = "401" ]; then             # a key from another store: make a ne
     sleep 0.5
     RESULT="$(decide)"
 fi
+# The console key: a 401 on the decision log means this store does not know it.
+CONSOLE_STATUS="$(KEY="$(cat "$VAR/dev-console-key")" URL="$URL" "$PY" - <<'PYEOF'
+import os, urllib.error, urllib.request
+request = urllib.request.Request(os.environ["URL"] + "/v1/decisions?limit=1",
+                                 headers={"Authorization": "Bearer " + os.environ["KEY"]})
+try:
+    with urllib.request.urlopen(request, timeout=5) as response:
+        print(response.status)
+except urllib.error.HTTPError as exc:
+    print(exc.code)
+PYEOF
+)"
+if [ "$CONSOLE_STATUS" = "401" ]; then
+    echo "$VAR/dev-console-key is not known to this store; replacing it"
+    new_console_key
+fi
 
 cat <<EOM
 
@@ -110,6 +140,7 @@ curl -s $URL/v1/decide \\
   -d '$BODY'
 
 More tokens: PDP_DEV_MODE=1 $PDP token mint --sub bob --roles editor
+Console: $URL/console (sign in with the key in $VAR/dev-console-key)
 Metrics: $URL/metrics   Readiness: $URL/readyz   Docs: docs/operations.md
 EOM
 if [ "$RESULT" != "allow" ]; then

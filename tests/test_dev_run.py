@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from pdp.service import sessions
+from pdp.store.db import Database
 from tests.live import free_port, post_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,6 +101,16 @@ def test_make_run_serves_and_prints_a_call_that_is_allowed(tmp_path):
     assert "created a development API key" in output
     key = key_file.read_text()
     assert key.strip() not in output                       # shown by path, not by value
+    console_key = tmp_path / "var" / "dev-console-key"
+    assert console_key.stat().st_mode & 0o777 == 0o600
+    base = re.search(r"pdp is serving at (\S+) ", output).group(1)
+    assert f"Console: {base}/console (sign in with the key in {console_key})" in output
+    assert console_key.read_text().strip() not in output
+    store = Database(f"sqlite:///{tmp_path / 'var' / 'pdp.db'}")
+    try:                                                   # it opens the console
+        assert sessions.sign_in(store, console_key.read_text().strip()) is not None
+    finally:
+        store.dispose()
 
     # Again: the same key, still allowed.
     output, (status, body) = run_until_ready(tmp_path)
