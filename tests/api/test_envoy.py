@@ -28,16 +28,13 @@ import sys
 import time
 from pathlib import Path
 
-import jwt
 import pytest
 
-from pdp.service import keys, policies
-from tests.api.test_nginx import Upstream
+from tests.api.gateways import PDP_ENV, Upstream, bearer, seed_gateway
 from tests.conftest import IN_CI
 from tests.live import free_port, live_server
 
 ROOT = Path(__file__).resolve().parents[2]
-SECRET = "envoy-tests-hmac-secret-of-32-bytes-or-more"
 
 DOC = ROOT / "docs" / "gateways.md"
 #: The placeholders of the documented envoy.yaml, replaced by the test's own.
@@ -134,24 +131,14 @@ class Envoy:
             connection.close()
 
 
-def bearer(sub="alice", roles=("user",)) -> dict:
-    token = jwt.encode({"sub": sub, "roles": list(roles), "exp": time.time() + 300},
-                       SECRET, algorithm="HS256")
-    return {"Authorization": f"Bearer {token}"}
-
-
 def lower(headers: dict) -> dict:
     return {k.lower(): v for k, v in headers.items()}
 
 
 def test_envoy_ext_authz_in_front_of_an_upstream(store, database_url, tmp_path):
     binary = find_envoy()
-    policies.publish(store, {"gateway.policy": (ROOT / "policies" / "gateway.policy")
-                             .read_text(encoding="utf-8")}, published_by="tests", activate=True)
-    policies.publish(store, {"open.policy": 'policy "open" {\n  permit * on *\n}\n'},
-                     policy_set="open", published_by="tests", activate=True)
-    key = keys.create_key(store, name="envoy", roles=("decide",), created_by="tests").secret
-    env = {"PDP_JWT_HS_SECRET": SECRET, "PDP_GATEWAY_SUBJECT_HEADERS": "1"}
+    key = seed_gateway(store, "envoy")
+    env = PDP_ENV
 
     with Upstream() as upstream, contextlib.ExitStack() as pdp_stack:
         pdp = pdp_stack.enter_context(live_server(env, database_url=database_url, workers=2))

@@ -21,20 +21,16 @@ import re
 import shutil
 import socket
 import subprocess
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import jwt
 import pytest
 
-from pdp.service import keys, policies
+from tests.api.gateways import PDP_ENV, Upstream, bearer, seed_gateway
 from tests.conftest import IN_CI
 from tests.live import free_port, live_server
 
 ROOT = Path(__file__).resolve().parents[2]
-SECRET = "nginx-tests-hmac-secret-of-32-bytes-or-more"
 
 DOC = ROOT / "docs" / "gateways.md"
 #: The placeholders of the documented block, replaced by the test's own.
@@ -84,44 +80,6 @@ def find_nginx() -> str:
     if IN_CI:
         pytest.fail(f"CI=true and {reason}", pytrace=False)
     pytest.skip(f"!!! {reason} — the nginx gateway test was NOT run !!!")
-
-
-class Upstream:
-    """An HTTP server that records every request it receives and answers 200."""
-
-    def __init__(self):
-        self.requests: list[tuple[str, str, dict]] = []
-        upstream = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _any(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
-                upstream.requests.append((self.command, self.path, dict(self.headers)))
-                body = b"upstream ok"
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(body)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _any
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class Nginx:
@@ -183,20 +141,10 @@ class Nginx:
             connection.close()
 
 
-def bearer(sub="alice", roles=("user",)) -> dict:
-    token = jwt.encode({"sub": sub, "roles": list(roles), "exp": time.time() + 300},
-                       SECRET, algorithm="HS256")
-    return {"Authorization": f"Bearer {token}"}
-
-
 def test_nginx_auth_request_in_front_of_an_upstream(store, database_url, tmp_path):
     binary = find_nginx()
-    policies.publish(store, {"gateway.policy": (ROOT / "policies" / "gateway.policy")
-                             .read_text(encoding="utf-8")}, published_by="tests", activate=True)
-    policies.publish(store, {"open.policy": 'policy "open" {\n  permit * on *\n}\n'},
-                     policy_set="open", published_by="tests", activate=True)
-    key = keys.create_key(store, name="nginx", roles=("decide",), created_by="tests").secret
-    env = {"PDP_JWT_HS_SECRET": SECRET, "PDP_GATEWAY_SUBJECT_HEADERS": "1"}
+    key = seed_gateway(store, "nginx")
+    env = PDP_ENV
 
     with Upstream() as upstream, contextlib.ExitStack() as pdp_stack:
         pdp = pdp_stack.enter_context(live_server(env, database_url=database_url, workers=2))
