@@ -35,18 +35,20 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from json.encoder import encode_basestring as _encode_string
 from typing import Any
 
 from sqlalchemy import String, any_, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from pdp.audit.record import AuditRecord, canonical_json, format_time
+from pdp.audit.record import AuditRecord, canonical_json, format_time, plain_json_text
 from pdp.store.db import Database
 from pdp.store.models import (
     GENESIS_HASH,
     AuditChainHeadRow,
     DecisionLogPolicyRow,
     DecisionLogRow,
+    JSONText,
 )
 
 __all__ = ["GENESIS_HASH", "AppendResult", "VerifyResult", "append", "append_checkpoint",
@@ -58,6 +60,12 @@ BODY_COLUMNS = ("seq", "kind", "decision_id", "time", "caller", "policy_set",
                 "decision", "claims", "redacted", "action_attributes",
                 "resource_attributes", "context", "policies", "reasons", "errors",
                 "evaluation_us", "details")
+
+_NULL = JSONText("null")
+
+#: The JSON columns of ``decision_log`` (:class:`~pdp.store.models.PreEncodedJSON`).
+JSON_COLUMNS = ("claims", "redacted", "action_attributes", "resource_attributes",
+                "context", "policies", "reasons", "errors", "details")
 
 
 def row_body(row: Any) -> dict:
@@ -112,36 +120,107 @@ def _lock_head(session: Session, db: Database) -> AuditChainHeadRow:
 
 def _insert_rows(session: Session, db: Database, rows: list[dict],
                  policy_rows: list[dict]) -> None:
-    """One executemany per table: SQLAlchemy sends it as batched multi-row INSERTs
-    ("insertmanyvalues") with a cached statement, on PostgreSQL and SQLite alike."""
+    """One executemany per table, through Core (no ORM bulk-insert bookkeeping per
+    row): SQLAlchemy sends it as batched multi-row INSERTs ("insertmanyvalues") with
+    a cached statement on PostgreSQL, one ``executemany`` on SQLite. The JSON columns
+    arrive as :class:`~pdp.store.models.JSONText`, stored without re-encoding."""
     if not rows:
         return
-    session.execute(insert(DecisionLogRow), rows)
+    session.execute(insert(DecisionLogRow.__table__), rows)
     if policy_rows:
-        session.execute(insert(DecisionLogPolicyRow), policy_rows)
+        session.execute(insert(DecisionLogPolicyRow.__table__), policy_rows)
 
 
 def _decision_row(record: AuditRecord) -> dict:
-    data = record.to_dict()
-    data["time"] = record.time
-    data["kind"] = "decision"
-    data["details"] = None
-    return data
+    """The columns of ``record`` (``time`` a ``datetime``), plain JSON values."""
+    if not record.plain_json:
+        data = record.to_dict()     # converts (a JSON round trip) into plain values
+        data["time"] = record.time
+        data["kind"] = "decision"
+        data["details"] = None
+        return data
+    # build_record's records hold plain values already: what to_dict() would give
+    return {
+        "kind": "decision", "decision_id": record.decision_id, "time": record.time,
+        "caller": record.caller, "policy_set": record.policy_set,
+        "policy_version": record.policy_version, "subject": record.subject,
+        "action": record.action, "resource_type": record.resource_type,
+        "resource_id": record.resource_id, "decision": record.decision,
+        "claims": record.claims, "redacted": record.redacted,
+        "action_attributes": record.action_attributes,
+        "resource_attributes": record.resource_attributes, "context": record.context,
+        "policies": record.policies, "reasons": record.reasons, "errors": record.errors,
+        "evaluation_us": record.evaluation_us, "details": None}
+
+
+#: ``(key text, JSON column?)`` of the body, in the canonical (sorted) order.
+_BODY_PARTS = tuple((f'"{name}":', name in JSON_COLUMNS) for name in sorted(BODY_COLUMNS))
+_BODY_SORTED = tuple(sorted(BODY_COLUMNS))
+
+
+def _plain_body_text(row: dict) -> str:
+    """``plain_json_text(row_body(row))`` of a row whose values are plain JSON (its
+    ``time`` a ``datetime``), put together from the parts the C encoder writes for a
+    dict with sorted keys — ``{"key":value,...}`` — so that each JSON column is
+    encoded once: its text replaces the value in ``row`` (a
+    :class:`~pdp.store.models.JSONText`, stored as it is; ``None`` as ``null``, as
+    ``JSON`` binds it). Same text as encoding the body whole (tested)."""
+    parts = []
+    append = parts.append
+    for (key, is_json), name in zip(_BODY_PARTS, _BODY_SORTED):
+        value = row[name]
+        if is_json:
+            value = row[name] = _NULL if value is None else JSONText(plain_json_text(value))
+            append(key + value)
+            continue
+        kind = type(value)
+        if kind is str:
+            append(key + _encode_string(value))
+        elif kind is int:
+            append(key + int.__repr__(value))
+        elif value is None:
+            append(key + "null")
+        elif kind is datetime:           # time
+            append(key + _encode_string(format_time(value)))
+        else:
+            append(key + plain_json_text(value))
+    return "{" + ",".join(parts) + "}"
 
 
 def _chain(session: Session, db: Database, rows: list[dict],
-           head_row: AuditChainHeadRow | None = None) -> AppendResult:
-    """Give ``rows`` positions after the locked head, hash, insert, move the head."""
+           head_row: AuditChainHeadRow | None = None, *, plain: bool = False) -> AppendResult:
+    """Give ``rows`` positions after the locked head, hash, insert, move the head.
+
+    ``plain``: every value of ``rows`` is already plain JSON (``time`` apart), so
+    the canonical form needs no check or conversion. Each JSON column is encoded
+    once, in that canonical form, and stored as that text (it reads back as the same
+    value); the hash covers ``canonical_json(row_body(row))`` exactly as before."""
     if head_row is None:
         head_row = _lock_head(session, db)
     seq, prev = head_row.seq, head_row.hash
     policy_rows = []
+    sha256 = hashlib.sha256
     for row in rows:
         seq += 1
         row["seq"] = seq
         row["prev_hash"] = prev
-        row["hash"] = prev = record_hash(prev, row_body(row))
-        for policy_id in dict.fromkeys(row.get("policies") or ()):
+        policies = row["policies"]
+        if plain:
+            # the JSON columns' canonical texts, reused for the body's
+            body_text = _plain_body_text(row)
+        else:
+            body = {name: row[name] for name in BODY_COLUMNS}
+            if isinstance(body["time"], datetime):
+                body["time"] = format_time(body["time"])
+            body_text = canonical_json(body).decode("utf-8")
+            for name in JSON_COLUMNS:
+                value = row[name]
+                row[name] = (_NULL if value is None
+                             else JSONText(canonical_json(value).decode("utf-8")))
+        digest = sha256(prev.encode("ascii"))
+        digest.update(body_text.encode("utf-8"))
+        row["hash"] = prev = digest.hexdigest()
+        for policy_id in dict.fromkeys(policies or ()):
             policy_rows.append({"seq": seq, "policy_id": str(policy_id)[:256]})
     _insert_rows(session, db, rows, policy_rows)
     if rows:
@@ -161,7 +240,7 @@ def append(db: Database, records: Sequence[AuditRecord]) -> AppendResult:
         head_row = _lock_head(session, db)      # first: concurrent appends serialize here
         present = _present(session, db, list(unique))
         rows = [_decision_row(r) for i, r in unique.items() if i not in present]
-        result = _chain(session, db, rows, head_row)
+        result = _chain(session, db, rows, head_row, plain=True)
     return AppendResult(inserted=result.inserted, skipped=len(records) - result.inserted,
                         head_seq=result.head_seq, head_hash=result.head_hash)
 

@@ -37,7 +37,7 @@ from typing import Any
 REDACTED = "[redacted]"
 
 __all__ = ["REDACTED", "AuditRecord", "build_record", "canonical_json", "format_time",
-           "parse_time", "redact_claims"]
+           "parse_time", "plain_json_text", "redact_claims"]
 
 
 # --------------------------------------------------------------------------- JSON
@@ -88,9 +88,39 @@ _canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_asci
                               allow_nan=False).encode
 
 
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _c_encoder():
+    """The C encoder that ``_canonical`` builds on every call (``JSONEncoder.encode``
+    makes one per call), built once: same function, same arguments, so the same
+    text. No circular-reference markers: a shared markers dict is not safe across
+    threads, and a plain value from JSON cannot be circular (a circular one would
+    already recurse without end in :func:`_is_plain`)."""
+    from json import encoder
+
+    make = getattr(encoder, "c_make_encoder", None)
+    if make is None:            # no C accelerator: the encoder's own (slower) path
+        return None
+    return make(None, _not_json, encoder.encode_basestring, None, ":", ",", True, False,
+                False)
+
+
+_c_canonical = _c_encoder()
+
+
+def plain_json_text(value: Any) -> str:
+    """:func:`canonical_json`'s text of a value that is already plain JSON (see
+    :func:`_is_plain`; not checked here), in one call of the C encoder."""
+    if _c_canonical is None:
+        return _canonical(value)
+    return "".join(_c_canonical(value, 0))
+
+
 def canonical_json(value: Any) -> bytes:
     """Sorted keys, compact separators, UTF-8 (not ASCII-escaped), no NaN."""
-    return _canonical(value if _is_plain(value) else _plain(value)).encode("utf-8")
+    return plain_json_text(value if _is_plain(value) else _plain(value)).encode("utf-8")
 
 
 def format_time(value: datetime) -> str:

@@ -81,6 +81,61 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(timezone.utc)
 
 
+class JSONText(str):
+    """JSON already encoded (by :func:`pdp.audit.record.plain_json_text`), to be stored
+    as it is in a :class:`PreEncodedJSON` column: the column's bind processor does not
+    serialise it again. Anything else given to such a column is serialised as by
+    :class:`~sqlalchemy.types.JSON`."""
+
+    __slots__ = ()
+
+
+def _as_is(text: str) -> str:
+    return text
+
+
+class PreEncodedJSON(TypeDecorator):
+    """:class:`~sqlalchemy.types.JSON` (same DDL, same values read back) that also
+    takes :class:`JSONText`: the decision log's writer encodes each record's JSON
+    once, for its hash, and stores those texts. A JSON value (``dict``, ``list``,
+    ``None`` …) is bound exactly as ``JSON`` binds it."""
+
+    impl = JSON
+    cache_ok = True
+    #: As ``JSON`` (``none_as_null=False``): the ORM binds ``None`` too (JSON ``null``).
+    should_evaluate_none = True
+
+    def bind_processor(self, dialect: Dialect):
+        inner = super().bind_processor(dialect)      # JSON's, for this dialect
+        if inner is None:                            # the driver serialises: decode
+            import json
+
+            def decode(value):
+                return json.loads(value) if type(value) is JSONText else value
+
+            return decode
+        if dialect.name == "sqlite":
+            def encoded(text: str):
+                return str(text)
+        elif dialect.name == "postgresql" and dialect.driver == "psycopg":
+            from psycopg.types.json import Json
+
+            def encoded(text: str):
+                return Json(str(text), _as_is)
+        else:                                        # another driver: decode, bind as JSON
+            import json
+
+            def encoded(text: str):
+                return inner(json.loads(text))
+
+        def process(value):
+            if type(value) is JSONText:
+                return encoded(value)
+            return inner(value)
+
+        return process
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -225,18 +280,18 @@ class DecisionLogRow(Base):
     resource_id: Mapped[str | None] = mapped_column(String(1024))
     #: ``allow`` or ``deny``.
     decision: Mapped[str | None] = mapped_column(String(8))
-    claims: Mapped[dict | None] = mapped_column(JSON)
+    claims: Mapped[dict | None] = mapped_column(PreEncodedJSON)
     #: Names of the claims whose values were replaced by ``"[redacted]"``.
-    redacted: Mapped[list | None] = mapped_column(JSON)
-    action_attributes: Mapped[dict | None] = mapped_column(JSON)
-    resource_attributes: Mapped[dict | None] = mapped_column(JSON)
-    context: Mapped[dict | None] = mapped_column(JSON)
-    policies: Mapped[list | None] = mapped_column(JSON)
-    reasons: Mapped[list | None] = mapped_column(JSON)
-    errors: Mapped[list | None] = mapped_column(JSON)
+    redacted: Mapped[list | None] = mapped_column(PreEncodedJSON)
+    action_attributes: Mapped[dict | None] = mapped_column(PreEncodedJSON)
+    resource_attributes: Mapped[dict | None] = mapped_column(PreEncodedJSON)
+    context: Mapped[dict | None] = mapped_column(PreEncodedJSON)
+    policies: Mapped[list | None] = mapped_column(PreEncodedJSON)
+    reasons: Mapped[list | None] = mapped_column(PreEncodedJSON)
+    errors: Mapped[list | None] = mapped_column(PreEncodedJSON)
     evaluation_us: Mapped[int | None] = mapped_column(BigInteger)
     #: A checkpoint's facts (``pruned_through``, ``pruned_hash``, …); ``NULL`` otherwise.
-    details: Mapped[dict | None] = mapped_column(JSON)
+    details: Mapped[dict | None] = mapped_column(PreEncodedJSON)
     #: Hex SHA-256 of the record before (``GENESIS_HASH`` for the first).
     prev_hash: Mapped[str] = mapped_column(String(64))
     #: Hex SHA-256 of ``prev_hash`` + the record's canonical JSON (see :mod:`pdp.audit.chain`).
