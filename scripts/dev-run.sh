@@ -35,29 +35,27 @@ mkdir -p "$VAR"
 "$PDP" db upgrade
 "$PDP" policy push "$POLICIES" --activate
 
+# new_key FILE NAME ROLE…: create a key with these roles and keep it in $VAR/FILE (0600).
 new_key() {
-    local key
-    key="$("$PDP" keys create --name "dev-decide-$(date +%Y%m%d-%H%M%S)-$$" --role decide \
-           | tail -n 1)"
-    (umask 077 && printf '%s\n' "$key" > "$VAR/dev-key.tmp")
-    chmod 600 "$VAR/dev-key.tmp"
-    mv "$VAR/dev-key.tmp" "$VAR/dev-key"
+    local file="$1" name="$2" key
+    shift 2
+    key="$("$PDP" keys create --name "$name-$(date +%Y%m%d-%H%M%S)-$$" \
+           $(printf -- '--role %s ' "$@") | tail -n 1)"
+    (umask 077 && printf '%s\n' "$key" > "$VAR/$file.tmp")
+    chmod 600 "$VAR/$file.tmp"
+    mv "$VAR/$file.tmp" "$VAR/$file"
+}
+new_decide_key() {
+    new_key dev-key dev-decide decide
     echo "created a development API key with the decide role: $VAR/dev-key"
 }
-[ -s "$VAR/dev-key" ] || new_key
-chmod 600 "$VAR/dev-key"
-
 new_console_key() {
-    local key
-    key="$("$PDP" keys create --name "dev-console-$(date +%Y%m%d-%H%M%S)-$$" \
-           --role auditor --role admin | tail -n 1)"
-    (umask 077 && printf '%s\n' "$key" > "$VAR/dev-console-key.tmp")
-    chmod 600 "$VAR/dev-console-key.tmp"
-    mv "$VAR/dev-console-key.tmp" "$VAR/dev-console-key"
+    new_key dev-console-key dev-console auditor admin
     echo "created a development console key (auditor, admin): $VAR/dev-console-key"
 }
+[ -s "$VAR/dev-key" ] || new_decide_key
 [ -s "$VAR/dev-console-key" ] || new_console_key
-chmod 600 "$VAR/dev-console-key"
+chmod 600 "$VAR/dev-key" "$VAR/dev-console-key"
 
 # The signing key and JWKS are created by the first mint; the token is for alice, a
 # viewer, who owns document d1: policies/documents.policy allows her to read it.
@@ -108,7 +106,7 @@ ready || { echo "pdp did not become ready at $URL/readyz" >&2; exit 1; }
 RESULT="$(decide)"
 if [ "$RESULT" = "401" ]; then             # a key from another store: make a new one
     echo "$VAR/dev-key is not known to this store; replacing it"
-    new_key
+    new_decide_key
     sleep 0.5
     RESULT="$(decide)"
 fi

@@ -156,17 +156,22 @@ def empty_database_url(request, backend, tmp_path) -> Iterator[str]:
         server.drop(name)
 
 
+def migrated_sqlite_url(path) -> str:
+    """The URL of a new SQLite store at ``path``, migrated to the head revision."""
+    url = f"sqlite:///{path}"
+    database = Database(url)
+    try:
+        database.upgrade()
+    finally:
+        database.dispose()
+    return url
+
+
 @pytest.fixture
 def database_url(request, backend, tmp_path) -> Iterator[str]:
     """The URL of a migrated database without data on the backend under test."""
     if backend == "sqlite":
-        url = f"sqlite:///{tmp_path / 'pdp.db'}"
-        database = Database(url)
-        try:
-            database.upgrade()
-        finally:
-            database.dispose()
-        yield url
+        yield migrated_sqlite_url(tmp_path / "pdp.db")
         return
     server = request.getfixturevalue("postgres_server")
     name = server.shared_database()

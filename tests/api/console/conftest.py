@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 from pdp.api import services
 from pdp.api.console.session import COOKIE_PATH, SESSION_COOKIE
 from pdp.service import sessions
+from tests.api.conftest import make_key
 
 _SIGNIN_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -122,3 +123,16 @@ def parse_html(text: str) -> Node:
     builder.feed(text)
     builder.close()
     return root
+
+
+@pytest.fixture
+def client(app):
+    """A browser without a session (the Flask test client keeps cookies)."""
+    return app.test_client()
+
+
+@pytest.fixture
+def auditor_key(store) -> str:
+    """A key with the ``auditor`` role, named ``auditor-1``."""
+    return make_key(store, "auditor-1", "auditor")
+

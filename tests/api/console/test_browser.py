@@ -39,7 +39,7 @@ import pytest
 from pdp.audit.queries import COLUMNS
 from pdp.service import keys, policies
 from pdp.store.db import Database
-from tests.conftest import BACKENDS, IN_CI, _postgres_skipped
+from tests.conftest import BACKENDS, IN_CI, _postgres_skipped, migrated_sqlite_url
 from tests.live import get, live_server, post_json
 
 CHROMIUM = os.environ.get("PDP_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -158,13 +158,7 @@ def module_database_url(request, tmp_path_factory) -> Iterator[str]:
     """A migrated database of this module's own on the backend (cf. ``database_url``,
     which is per test)."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('console-browser') / 'pdp.db'}"
-        database = Database(url)
-        try:
-            database.upgrade()
-        finally:
-            database.dispose()
-        yield url
+        yield migrated_sqlite_url(tmp_path_factory.mktemp("console-browser") / "pdp.db")
         return
     server = request.getfixturevalue("_postgres_server")
     if isinstance(server, str):                      # unreachable: as tests/conftest.py

@@ -110,11 +110,6 @@ def made(decide):
 
 
 @pytest.fixture
-def auditor_key(store):
-    return make_key(store, "the-auditor", "auditor")
-
-
-@pytest.fixture
 def auditor(api, auditor_key):
     """The JSON API as the auditor: the oracle of the pages."""
     return api.as_(auditor_key)

@@ -17,7 +17,7 @@ from pdp.api.console.chart import Bucket, decision_chart, fill_buckets, nice_tic
 from pdp.audit import verifications
 from pdp.service import keys
 from pdp.store.models import DecisionLogRow
-from tests.api.conftest import DOCS, make_key
+from tests.api.conftest import DOCS
 
 from .conftest import parse_html
 
@@ -71,16 +71,6 @@ def world(app, api, store) -> World:
     assert out["decision"] == "deny" and out["errors"]
     w.flush()
     return w
-
-
-@pytest.fixture
-def auditor_key(store) -> str:
-    return make_key(store, "the-auditor", "auditor")
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
 
 
 @pytest.fixture
@@ -229,11 +219,11 @@ def test_verify_now_records_a_verified_chain(world, auditor, store):
     assert response.status_code == 303
     assert urlsplit(response.headers["Location"]).path == "/console/"
     last = verifications.last_verification(store)
-    assert last.ok and last.verified_by == "console:the-auditor" and last.checked == 7
+    assert last.ok and last.verified_by == "console:auditor-1" and last.checked == 7
     _, doc = _page(auditor)
     state = doc.one(id="chain-state")
     assert state.get("data-state") == "verified"
-    assert "console:the-auditor" in state.text() and "7 record(s) checked" in state.text()
+    assert "console:auditor-1" in state.text() and "7 record(s) checked" in state.text()
     assert doc.one(id="chain-head-seq").text() == "7"
     assert doc.find(id="chain-appended") is None
     world.decide(world.gateway, "alice")

@@ -23,16 +23,6 @@ policy "xss-reason" {
 
 
 @pytest.fixture
-def client(app):
-    return app.test_client()
-
-
-@pytest.fixture
-def auditor_key(store):
-    return make_key(store, "auditor-1", "auditor")
-
-
-@pytest.fixture
 def versions(store):
     """Set ``default``: v1 (docs + admins, active) and v2 (docs changed, admins
     removed, no-archived-writes added)."""

@@ -35,16 +35,6 @@ def _page_token(client, path="/console/policies") -> str:
     return _TOKEN.search(client.get(path).text).group(1)
 
 
-@pytest.fixture
-def client(app):
-    return app.test_client()
-
-
-@pytest.fixture
-def auditor_key(store):
-    return make_key(store, "auditor-1", "auditor")
-
-
 # --------------------------------------------------------------------------- sign-in
 
 def test_a_signed_out_visitor_is_sent_to_sign_in_and_back_afterwards(client, auditor_key):
