@@ -44,8 +44,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import platform
 import secrets
 import sys
 import tempfile
@@ -59,8 +57,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(HERE.parent))
+sys.path.append(str(HERE))          # last: for benchhost, never before the stdlib
 
 import sqlalchemy as sa  # noqa: E402
+from benchhost import host  # noqa: E402
 
 from pdp.api import AUDIT_EXTENSION, ApiOptions, create_app, services  # noqa: E402
 from pdp.audit import chain  # noqa: E402
@@ -159,20 +159,7 @@ def log_count(db: Database) -> int:
 
 
 def machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        load = round(os.getloadavg()[0], 2)
-    except OSError:
-        load = None
-    return {"nproc": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
-            "sqlalchemy": sa.__version__, "load_1min_at_start": load,
+    return {**host(), "sqlalchemy": sa.__version__,
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 

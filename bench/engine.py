@@ -33,6 +33,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 import policygen as gen  # noqa: E402
+from benchhost import cpu_model  # noqa: E402
 
 perf_ns = time.perf_counter_ns
 
@@ -256,14 +257,6 @@ def pct(sorted_vals, q):
 
 
 def machine_info() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     versions = {}
     for mod in ("cedarpy", "casbin"):
         try:
@@ -271,7 +264,7 @@ def machine_info() -> dict:
             versions[mod] = version(mod)
         except Exception:
             versions[mod] = "?"
-    return {"nproc": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
+    return {"nproc": os.cpu_count(), "cpu": cpu_model(), "python": platform.python_version(),
             "date": date.today().isoformat(), **versions}
 
 

@@ -38,10 +38,10 @@ import sys
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+sys.path.append(_HERE)              # last: for benchhost, never before the stdlib
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
@@ -54,6 +54,8 @@ import uuid  # noqa: E402
 from dataclasses import asdict, dataclass, field  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
 from pathlib import Path  # noqa: E402
+
+from benchhost import host  # noqa: E402
 
 HERE = Path(_HERE)
 ROOT = HERE.parent
@@ -199,23 +201,10 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     wrk_version = subprocess.run(["wrk", "--version"], capture_output=True,
                                  text=True).stdout.splitlines()[:1]
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        load = None
-    return {"nproc": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
-            "wrk": wrk_version[0].split(" Copyright")[0].strip() if wrk_version else "?",
-            "load_1min_at_start": load}
+    return {**host(),
+            "wrk": wrk_version[0].split(" Copyright")[0].strip() if wrk_version else "?"}
 
 
 # --------------------------------------------------------------------------- workload
