@@ -24,8 +24,6 @@ version that was pruned since.
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -33,7 +31,8 @@ from urllib.parse import quote
 from flask import Response, make_response, render_template, request, url_for
 from werkzeug.routing import BuildError
 
-from pdp.api.console.render import Line, PolicySpan, policy_spans, source_lines
+from pdp.api.console import render
+from pdp.api.console.render import Line, ParsedVersion, source_lines
 from pdp.api.console.session import bp, page
 from pdp.api.context import services
 from pdp.api.decisions import ExportParams, ListParams, decision_filter, export_response
@@ -51,7 +50,6 @@ _LOCAL_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?", 
 _TIME_FIELDS = ("from", "to")
 
 #: Parsed versions kept in memory.
-SPAN_CACHE_SIZE = 32
 
 
 # --------------------------------------------------------------------------- parameters
@@ -148,35 +146,16 @@ class PolicySource:
     missing: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class _Version:
-    files: Mapping[str, str]
-    spans: Mapping[str, PolicySpan]
-
-
-_cache: OrderedDict[tuple[str, int, str], _Version] = OrderedDict()
-_cache_lock = threading.Lock()
-
-
-def _version(db, set_name: str, number: int) -> _Version:
-    """The ``.policy`` files of a version and where each policy sits in them
-    (:class:`NotFound` when the set or version does not exist)."""
+def _version(db, set_name: str, number: int) -> ParsedVersion:
+    """A version's files and where each policy sits in them, parsed once per
+    process (:class:`NotFound` when the set or version does not exist)."""
     info = policy_service.get_version(db, number, set_name)
     key = (set_name, number, info.content_hash)
-    with _cache_lock:
-        hit = _cache.get(key)
-        if hit is not None:
-            _cache.move_to_end(key)
-            return hit
+    hit = render.versions.get(key)
+    if hit is not None:
+        return hit
     sources = policy_service.show_version(db, number, set_name, with_policies=False)
-    files = {path: text for path, text in sources.files.items() if path.endswith(".policy")}
-    entry = _Version(files, policy_spans(files))
-    with _cache_lock:
-        _cache[key] = entry
-        _cache.move_to_end(key)
-        while len(_cache) > SPAN_CACHE_SIZE:
-            _cache.popitem(last=False)
-    return entry
+    return render.versions.put(key, sources.files)
 
 
 def _version_href(set_name: str, number: int, policy_id: str) -> str:

@@ -28,7 +28,8 @@ from datetime import datetime, timezone
 from flask import redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from pdp.api.console.render import policy_spans, source_lines
+from pdp.api.console import render
+from pdp.api.console.render import source_lines
 from pdp.api.console.session import bp, current_session, error_page, page
 from pdp.api.context import services
 from pdp.errors import Forbidden, NotFound, PdpError
@@ -82,7 +83,8 @@ def policy_set(set_name: str):
 def policy_version(set_name: str, number: str):
     name, number = _set_name(set_name), _number(set_name, number)
     shown = policies.show_version(services().db, number, name)
-    spans = policy_spans(shown.files)
+    key = (name, number, shown.version.content_hash)
+    spans = (render.versions.get(key) or render.versions.put(key, shown.files)).spans
     highlight = request.args.get("highlight", "")[:300]
     files = []
     for path in sorted(shown.files):

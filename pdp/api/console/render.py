@@ -5,6 +5,8 @@ file, and JSON shown readably. Jinja autoescapes every value these return."""
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +48,46 @@ def policy_spans(files: Mapping[str, str]) -> dict[str, PolicySpan]:
             spans.setdefault(policy.id, PolicySpan(policy.id, path, policy.line,
                                                    max(policy.end_line, policy.line)))
     return spans
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedVersion:
+    """A version's files and where each of its policies is written."""
+
+    files: Mapping[str, str]
+    spans: Mapping[str, PolicySpan]
+
+
+class VersionCache:
+    """Parsed versions by (set, number, content hash), bounded, shared by threads.
+    Versions are immutable, so an entry never goes stale; the content hash in the
+    key keeps a store that was emptied and refilled (tests) from hitting old ones."""
+
+    def __init__(self, size: int = 32):
+        self._size = size
+        self._entries: OrderedDict[tuple[str, int, str], ParsedVersion] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, int, str]) -> ParsedVersion | None:
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is not None:
+                self._entries.move_to_end(key)
+            return hit
+
+    def put(self, key: tuple[str, int, str], files: Mapping[str, str]) -> ParsedVersion:
+        """Parse ``files`` (outside the lock) and keep the result."""
+        entry = ParsedVersion(dict(files), policy_spans(files))
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+        return entry
+
+
+#: The one cache of the console's pages (a decision's sources, a version's page).
+versions = VersionCache()
 
 
 def source_lines(text: str, spans: Iterable[PolicySpan] = (), *,

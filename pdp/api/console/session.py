@@ -106,6 +106,8 @@ def page(role: str | None = None) -> Callable:
 
 @bp.before_request
 def _load_session() -> Response | None:
+    if request.endpoint == "console.static":     # a stylesheet needs no session read
+        return None
     g.console_session = sessions.current(services().db, request.cookies.get(SESSION_COOKIE))
     if request.method == "POST":
         return _check_csrf()

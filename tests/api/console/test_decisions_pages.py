@@ -14,6 +14,7 @@ from markupsafe import escape
 
 from pdp.api import AUDIT_EXTENSION, create_app, services
 from pdp.api.console import decisions as console_decisions
+from pdp.api.console import render
 from pdp.config import Settings
 from pdp.errors import NotFound
 from pdp.service import keys
@@ -397,7 +398,7 @@ def test_the_parsed_version_is_cached(console, made, monkeypatch):
         calls.append(args)
         return show(*args, **kwargs)
 
-    monkeypatch.setattr(console_decisions, "_cache", type(console_decisions._cache)())
+    monkeypatch.setattr(render, "versions", render.VersionCache())
     monkeypatch.setattr(console_decisions.policy_service, "show_version", counting)
     for decision in (made[0], made[2], made[0]):
         assert console.get(f"/console/decisions/{decision['decision_id']}").status_code == 200
