@@ -369,7 +369,13 @@ def contains(a, b, site):
 
 
 def _hash_key(v):
-    """A hashable key such that equal keys mean ``eq``, or None for lists and objects."""
+    """A hashable key such that equal keys mean ``eq``, or None for a value of a
+    class the language does not know (then only a pairwise ``eq`` can tell).
+
+    Lists and objects get structural keys, so that set tests on lists of lists or
+    of objects stay linear instead of comparing every pair (a request could send
+    two 20,000-element lists of objects and cost 400 million comparisons).
+    """
     c = v.__class__
     if c is str or c is _NoneType:
         return v
@@ -379,6 +385,22 @@ def _hash_key(v):
         return (0, v)                       # 1 and 1.0 hash alike and compare equal
     if c in _SCALAR:
         return (c, v)
+    if c is list:
+        keys = []
+        for x in v:
+            k = _hash_key(x)
+            if k is None:
+                return None
+            keys.append(k)
+        return (list, tuple(keys))
+    if c is dict:
+        pairs = []
+        for name, x in v.items():
+            k = _hash_key(x)
+            if k is None:
+                return None
+            pairs.append((name, k))
+        return (dict, frozenset(pairs))
     return None
 
 

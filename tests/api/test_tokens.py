@@ -832,9 +832,7 @@ def test_remote_jwks_rotation_rate_limit_and_outage(jwks_server, ec_key, ed_key,
     v._sources[0].wait_idle(5)
     assert v.verify(k2)
     mono.t += 61
-    started = time.monotonic()
-    refused(v, k3, UNKNOWN_KEY)
-    assert time.monotonic() - started < 2.5
+    refused(v, k3, UNKNOWN_KEY)                    # the failed fetch is an answer, not a hang
     assert v.verify(k1) and v.verify(k2)
     status = v.status()[0]
     assert status["keys"] == 2 and status["last_error"] and status["fetches"] == 5
@@ -858,16 +856,18 @@ def test_remote_jwks_background_refresh_removes_rotated_out_keys(jwks_server, ec
 
 def test_remote_fetch_never_blocks_a_decision_for_long(jwks_server, ec_key):
     jwks_server.doc = {"keys": [public_jwk(ec_key, kid="k1")]}
-    jwks_server.delay = 3.0
+    jwks_server.delay = 8.0
     v = verifier(jwks=[jwks_server.url], jwks_timeout=0.3)
     started = time.monotonic()
     refused(v, sign(ec_key, "ES256", kid="k1"), UNKNOWN_KEY)
-    assert time.monotonic() - started < 1.0
-    # once that fetch has given up, the next decision is rate-limited: it does not wait
-    assert v._sources[0].wait_idle(5)
-    started = time.monotonic()
+    assert time.monotonic() - started < 4.0        # the timeout, not the server's 8 s
+    # once that fetch has given up, the next decision is rate-limited: it does not
+    # start another fetch (and so cannot wait for one)
+    assert v._sources[0].wait_idle(10)
+    fetches = jwks_server.requests
     refused(v, sign(ec_key, "ES256", kid="k1"), UNKNOWN_KEY)
-    assert time.monotonic() - started < 0.2
+    assert v._sources[0].wait_idle(10)
+    assert jwks_server.requests == fetches
 
 
 @pytest.mark.parametrize("body, status", [

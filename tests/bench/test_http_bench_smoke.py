@@ -8,7 +8,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,15 +22,12 @@ pytestmark = pytest.mark.skipif(
 
 def test_http_bench_quick(tmp_path):
     out = tmp_path / "http.json"
-    started = time.monotonic()
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--duration", "1", "--warmup", "1",
          "--tokens", "200", "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=60,
     )
-    elapsed = time.monotonic() - started
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert elapsed < 30, f"the quick run took {elapsed:.1f} s"
     table = proc.stdout
     assert "requests/s" in table and "p99 ms" in table and "vs ceiling" in table
     assert "| ceiling (Flask) | 2×8 gthread |" in table

@@ -121,10 +121,10 @@ def test_the_client_imports_no_server_dependency():
 # --------------------------------------------------------------------------- pdp away
 
 def test_pdp_down_fails_closed_quickly():
-    with PdpClient(refused_url(), "pdp_key", timeout=2, retries=2, backoff=0.01) as c:
+    with PdpClient(refused_url(), "pdp_key", timeout=20, retries=2, backoff=0.01) as c:
         started = time.monotonic()
         d = c.decide("read", document(), token=token())
-        assert time.monotonic() - started < 1.5
+        assert time.monotonic() - started < 10     # a refusal is not waited out to the timeout
         assert d.decision == "deny" and d.decision_id is None and d.unavailable
         assert d.errors[0]["code"] == "pdp_unavailable"
         assert c.allowed("read", document(), token=token()) is False
@@ -141,12 +141,11 @@ def test_pdp_hanging_fails_closed_within_the_timeout():
         d = c.decide("read", document(), token=token())
         elapsed = time.monotonic() - started
         assert d.decision == "deny" and d.errors[0]["code"] == "pdp_unavailable"
-        assert 0.4 < elapsed < 1.0, elapsed
+        assert 0.4 < elapsed < 5, elapsed          # the server never answers: only the timeout ends it
         assert len(silent.accepted) == 1          # a timeout is not repeated
-        started = time.monotonic()
         with pytest.raises(PdpUnavailable):
             c.decide_batch([("read", document())], token=token(), raise_on_error=True)
-        assert time.monotonic() - started < 1.0
+        assert len(silent.accepted) == 2
 
 
 # --------------------------------------------------------------------------- fake pdp

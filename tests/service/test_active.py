@@ -182,7 +182,7 @@ def test_start_loads_and_stop_is_prompt(two_versions):
     assert active.start() is active           # starting twice is harmless
     began = time.monotonic()
     active.stop()
-    assert time.monotonic() - began < 2 and not active.running
+    assert time.monotonic() - began < 15 and not active.running   # not the 30 s poll interval
 
 
 def test_the_watcher_survives_a_store_error(tmp_path):
