@@ -6,7 +6,12 @@
 # The container applies the database migrations when it starts (`pdp serve`), then
 # serves on 0.0.0.0:8080. Without PDP_DATABASE_URL it uses a SQLite file in the
 # volume /var/lib/pdp (one replica only). See docs/operations.md.
-FROM python:3.11-slim
+#
+# BASE_IMAGE: any Debian-like image whose `python` is Python >= 3.11 with venv,
+# e.g. pdp-base:bookworm from scripts/docker-base.sh where Docker Hub is not
+# reachable. scripts/docker-smoke.sh builds, runs and checks the image.
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -29,6 +34,11 @@ COPY migrations ./migrations
 COPY pdp ./pdp
 # pdp_client (pdp.client re-exports it); also distributed alone as pdp-client.
 COPY clients/python/pdp_client ./clients/python/pdp_client
+# Optional package index settings for the build (unset: PyPI). Build arguments are
+# recorded in the image history: no credentials in these URLs.
+ARG PIP_INDEX_URL
+ARG PIP_EXTRA_INDEX_URL
+ARG PIP_TRUSTED_HOST
 RUN pip install --no-compile -e . "gunicorn>=23" "prometheus_client>=0.20" \
  && python -m compileall -q pdp migrations \
  && pdp --help > /dev/null

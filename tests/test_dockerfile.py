@@ -1,5 +1,6 @@
-"""The Dockerfile, read (there is no Docker engine in CI to build it): the base
-image, a non-root user, what it copies, how it starts and how it is probed."""
+"""The Dockerfile, read: the base image, a non-root user, what it copies, how it
+starts and how it is probed. CI has no Docker engine; scripts/docker-smoke.sh
+builds the image and runs it (docs/operations.md, "Docker")."""
 
 from __future__ import annotations
 
@@ -38,8 +39,10 @@ def exec_form(args: str) -> list[str]:
     return value
 
 
-def test_the_base_image_is_python_3_11_slim():
-    assert instructions()[0] == ("FROM", "python:3.11-slim")
+def test_the_base_image_is_python_3_11_slim_unless_the_builder_names_another():
+    (arg, args), (word, base) = instructions()[:2]
+    assert (arg, args) == ("ARG", "BASE_IMAGE=python:3.11-slim")
+    assert (word, base) == ("FROM", "${BASE_IMAGE}")
 
 
 def test_it_runs_as_a_non_root_user():
