@@ -50,6 +50,8 @@ _TICK = 0.25
 _NO_LIMIT = 2**62
 #: Seconds between attempts to re-open a lost LISTEN connection (polling meanwhile).
 RECONNECT_DELAY = 5.0
+#: :meth:`ActivePolicies.catch_up` refreshes at most this often (seconds).
+CATCH_UP_MIN_AGE = 0.2
 
 
 class ActiveVersion(NamedTuple):
@@ -89,6 +91,7 @@ class ActivePolicies:
         self._reported: set[tuple[str, int]] = set()
         #: ``time.monotonic()`` of the last successful refresh, or ``None``.
         self.last_refresh: float | None = None
+        self._caught_up_at = 0.0
         #: The last refresh error, cleared by the next successful refresh.
         self.last_error: str | None = None
 
@@ -128,6 +131,26 @@ class ActivePolicies:
         return self._thread is not None and self._thread.is_alive()
 
     # ------------------------------------------------------------------ refreshing
+
+    def catch_up(self, min_age: float = CATCH_UP_MIN_AGE) -> None:
+        """Refresh now, unless the snapshot is younger than ``min_age`` seconds.
+
+        For a miss: a set activated on another replica or by the CLI a moment ago
+        must not be answered "no active version" until the next poll. Rate-limited,
+        so that requests naming unknown sets cannot make every request a store
+        round trip. A store error is logged, not raised: the caller answers from
+        the snapshot it has.
+        """
+        now = time.monotonic()
+        last = max(self.last_refresh or 0.0, self._caught_up_at)
+        if last and now - last < min_age:
+            return
+        self._caught_up_at = now                 # also after a failed attempt
+        try:
+            self.refresh()
+        except Exception as exc:                 # the store is down: keep serving
+            self.last_error = str(exc)
+            log.warning("could not refresh the active policy sets: %s", exc)
 
     def refresh(self) -> list[str]:
         """Bring the snapshot up to date now; the names of the sets that changed.

@@ -302,6 +302,11 @@ class DecisionService:
                             "user's token (subject.token)")
         active = self.active.find(policy_set)
         if active is None:
+            catch_up = getattr(self.active, "catch_up", None)
+            if catch_up is not None:          # activated a moment ago elsewhere?
+                catch_up()
+                active = self.active.find(policy_set)
+        if active is None:
             if self._set_exists is not None and self._set_exists(policy_set):
                 raise Unavailable(f"policy set {policy_set!r} has no active version",
                                   code="no_active_version")

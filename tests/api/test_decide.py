@@ -555,3 +555,28 @@ def test_the_batch_limit_is_configured_by_the_environment():
     for bad in ("0", "-1", "many"):
         with pytest.raises(ConfigError):
             Settings.from_env({"PDP_MAX_BATCH_CHECKS": bad})
+
+
+def test_a_version_activated_by_the_cli_is_served_by_the_next_request(store, tmp_path):
+    """The CLI (or another replica) activates; this worker polls once a minute. The
+    next decision is served by the new version, not refused until the poll."""
+    from pdp.service import policies as policy_service
+
+    app = create_app(Settings(database_url=store.url.render_as_string(hide_password=False),
+                              audit_spill_dir=str(tmp_path / "spill"), poll_interval=60),
+                     store=store, options=OPTIONS)
+    try:
+        client = Api(app.test_client(), _key(store, "docs-service", "decide", trusted=True))
+        request = body(subject={"claims": {"sub": "alice", "roles": ["viewer"]}},
+                       policy_set="fresh")
+        refused(client.post("/v1/decide", request), 404, "policy_set_not_found")
+        policy_service.publish(store, FILES, policy_set="fresh", published_by="cli")
+        policy_service.activate(store, 1, policy_set="fresh", activated_by="cli")
+        time.sleep(0.25)                    # past the catch-up rate limit (0.2 s)
+        out = decided(client.post("/v1/decide", request))
+        assert (out["policy_set"], out["policy_version"]) == ("fresh", 1)
+    finally:
+        services(app).active.stop()
+        writer = app.extensions.get("pdp.audit")
+        if writer is not None:
+            writer.close()

@@ -4,6 +4,7 @@ turns into an allow."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime, timezone
 
@@ -222,6 +223,47 @@ def test_against_the_store_on_every_backend(store):
     out = svc.decide(caller(), request)
     assert (out.decision, out.policy_version) == ("allow", 1)
     assert policy_set_exists(store, "default") and not policy_set_exists(store, "nope")
+
+
+def test_a_set_activated_elsewhere_is_served_at_once_not_after_the_next_poll(store):
+    """Another replica (or the CLI) activates; this replica polls once a minute.
+    Its first decision for the set must not be "no active version"."""
+    active = ActivePolicies(store, poll_interval=60, listen=False)
+    svc = DecisionService(active, set_exists=lambda name: policy_set_exists(store, name))
+    request = DecisionInput(Subject(claims={"sub": "alice"}), "read", "document", "d",
+                            resource_attributes={"owner": "alice"})
+    active.refresh()
+    policy_service.publish(store, {"p.policy": POLICIES}, published_by="tests")
+    policy_service.activate(store, 1, activated_by="tests")
+    time.sleep(0.25)                         # older than the catch-up rate limit
+    out = svc.decide(caller(), request)
+    assert (out.decision, out.policy_version) == ("allow", 1)
+
+
+def test_misses_refresh_the_snapshot_at_most_five_times_a_second(store):
+    active = ActivePolicies(store, poll_interval=60, listen=False)
+    svc = DecisionService(active, set_exists=lambda name: policy_set_exists(store, name))
+    refreshes = []
+    real = active.refresh
+    active.refresh = lambda: refreshes.append(1) or real()
+    request = DecisionInput(Subject(claims={}), "read", "document", "d", policy_set="nope")
+    for _ in range(50):                     # a burst naming a set that does not exist
+        with pytest.raises(NotFound):
+            svc.decide(caller(), request)
+    assert len(refreshes) == 1
+
+
+def test_a_miss_while_the_store_is_down_is_answered_from_the_snapshot(store):
+    active = ActivePolicies(store, poll_interval=60, listen=False)
+    svc = DecisionService(active, set_exists=lambda name: False)
+
+    def down():
+        raise RuntimeError("connection refused")
+    active.refresh = down
+    request = DecisionInput(Subject(claims={}), "read", "document", "d", policy_set="nope")
+    with pytest.raises(NotFound):
+        svc.decide(caller(), request)
+    assert active.last_error == "connection refused"
 
 
 # --------------------------------------------------------------------------- tokens
