@@ -125,8 +125,9 @@ def canonical_json(value: Any) -> bytes:
 
 def format_time(value: datetime) -> str:
     """RFC 3339 UTC with milliseconds: ``2026-11-29T11:53:37.123Z``."""
-    value = value.astimezone(timezone.utc)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    # isoformat: "2026-11-29T11:53:37.123+00:00", four-digit year, about half the
+    # time of strftime; the first 23 characters and a "Z".
+    return value.astimezone(timezone.utc).isoformat(timespec="milliseconds")[:23] + "Z"
 
 
 def parse_time(text: str) -> datetime:
