@@ -416,6 +416,9 @@ class Settings:
     #: Where records are spilled when the store is slow or down (relative to the
     #: working directory).
     audit_spill_dir: str = "var/audit-spill"
+    #: The most the spill files may hold together, in MiB (``None``: no limit
+    #: but the disk); past it, decisions that cannot be recorded get a 503.
+    audit_spill_max_mb: int | None = None
     #: Names of claims whose values are recorded as ``"[redacted]"``.
     audit_redact_claims: tuple[str, ...] = ()
     #: Seconds a console session lasts from sign-in (:mod:`pdp.service.sessions`).
@@ -455,6 +458,7 @@ class Settings:
             audit_flush_interval_ms=_positive_int(environ, "PDP_AUDIT_FLUSH_INTERVAL", 200),
             audit_batch_size=_positive_int(environ, "PDP_AUDIT_BATCH_SIZE", 500),
             audit_spill_dir=_str(environ, "PDP_AUDIT_SPILL_DIR", "var/audit-spill"),
+            audit_spill_max_mb=_positive_int(environ, "PDP_AUDIT_SPILL_MAX_MB", None),
             audit_redact_claims=_names(environ, "PDP_AUDIT_REDACT_CLAIMS"),
             console_session_ttl=_seconds(environ, "PDP_CONSOLE_SESSION_TTL") or 8 * 3600,
             trusted_proxies=_count(environ, "PDP_TRUSTED_PROXIES"),

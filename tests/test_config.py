@@ -23,6 +23,11 @@ def test_values_from_the_environment():
     assert settings.poll_interval == 0.5 and settings.max_data_bytes == 2048
 
 
+def test_the_spill_directory_has_no_limit_but_the_disk_unless_one_is_set():
+    assert Settings.from_env({}).audit_spill_max_mb is None
+    assert Settings.from_env({"PDP_AUDIT_SPILL_MAX_MB": "512"}).audit_spill_max_mb == 512
+
+
 def test_the_poll_interval_defaults_to_5s_on_postgresql():
     settings = Settings.from_env({"PDP_DATABASE_URL": "postgresql+psycopg://u@h/db"})
     assert settings.effective_poll_interval == 5.0
@@ -36,6 +41,7 @@ def test_empty_values_mean_the_default():
     ("PDP_POLL_INTERVAL", "soon"), ("PDP_POLL_INTERVAL", "0"), ("PDP_POLL_INTERVAL", "-1"),
     ("PDP_POLL_INTERVAL", "nan"), ("PDP_POLL_INTERVAL", "inf"),
     ("PDP_MAX_DATA_BYTES", "1.5"), ("PDP_MAX_DATA_BYTES", "0"),
+    ("PDP_AUDIT_SPILL_MAX_MB", "0"), ("PDP_AUDIT_SPILL_MAX_MB", "1GB"),
 ])
 def test_bad_values_are_refused_with_the_variable_named(name, value):
     with pytest.raises(ConfigError, match=name):

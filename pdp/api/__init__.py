@@ -141,4 +141,6 @@ def audit_writer(settings: Settings, db: Database) -> AuditWriter | None:
                        queue_size=settings.audit_queue_size,
                        flush_interval=settings.audit_flush_interval_ms / 1000,
                        batch_size=settings.audit_batch_size,
-                       redact=settings.audit_redact_claims, metrics=metrics.AuditMetrics())
+                       redact=settings.audit_redact_claims, metrics=metrics.AuditMetrics(),
+                       spill_max_bytes=(settings.audit_spill_max_mb * 1024 * 1024
+                                        if settings.audit_spill_max_mb else None))

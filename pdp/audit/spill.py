@@ -16,6 +16,12 @@ lives: a file that can be locked belongs to no live process (its writer died, or
 rotated it away) and may be replayed by anyone who takes the lock
 (:func:`claim_orphans`). A write that fails part-way is cut back, so that a
 later frame never follows garbage.
+
+A spill directory may be given a size limit (``max_bytes``): a write that would
+take the spill files in it (every process's, the damaged ones kept for an operator
+included) past the limit is refused with :class:`SpillFull`, an ``OSError``
+(``ENOSPC``) like a full disk, which the writer treats the same way: the record
+is kept in memory while there is room, else the decision is not answered.
 """
 
 from __future__ import annotations
@@ -40,6 +46,27 @@ MAX_FRAME_BYTES = 64 * 1024 * 1024
 PREFIX = "spill-"
 SUFFIX = ".log"
 CORRUPT_SUFFIX = ".corrupt"
+
+
+class SpillFull(OSError):
+    """The spill directory holds as much as it may (``PDP_AUDIT_SPILL_MAX_MB``)."""
+
+
+def directory_bytes(directory: str | os.PathLike) -> int:
+    """Bytes in the spill files of ``directory`` (live, being created, damaged)."""
+    total = 0
+    try:
+        entries = os.scandir(directory)
+    except FileNotFoundError:
+        return 0
+    with entries:
+        for entry in entries:
+            if entry.name.startswith(PREFIX):
+                try:
+                    total += entry.stat(follow_symlinks=False).st_size
+                except FileNotFoundError:        # replayed and removed meanwhile
+                    pass
+    return total
 
 
 def frame(payload: bytes) -> bytes:
@@ -87,8 +114,10 @@ def read_file(path: str | os.PathLike) -> ReadResult:
 class SpillFile:
     """This process's spill file (created on first write); thread-safe."""
 
-    def __init__(self, directory: str | os.PathLike):
+    def __init__(self, directory: str | os.PathLike, max_bytes: int | None = None):
         self.directory = Path(directory)
+        #: The most the directory's spill files may hold together (``None``: no limit).
+        self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._fd: int | None = None
         self.path: Path | None = None
@@ -117,11 +146,19 @@ class SpillFile:
 
     def append(self, payloads: Iterable[bytes], *, fsync: bool) -> int:
         """Append the payloads as frames in one write (fsynced if asked); raises
-        ``OSError`` when the file cannot be written (nothing is then kept)."""
+        ``OSError`` when the file cannot be written, :class:`SpillFull` when the
+        directory's limit would be passed (nothing is then kept)."""
         data = b"".join(frame(p) for p in payloads)
         if not data:
             return 0
         with self._lock:
+            if self.max_bytes is not None:
+                held = directory_bytes(self.directory)
+                if held + len(data) > self.max_bytes:
+                    raise SpillFull(errno.ENOSPC,
+                                    f"the spill directory {self.directory} holds {held:,} "
+                                    f"bytes; {len(data):,} more would pass its limit of "
+                                    f"{self.max_bytes:,} (PDP_AUDIT_SPILL_MAX_MB)")
             fd = self._open()
             start = os.lseek(fd, 0, os.SEEK_END)
             try:

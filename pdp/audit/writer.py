@@ -97,12 +97,14 @@ class AuditWriter:
                  flush_interval: float = 0.2, batch_size: int = 500,
                  redact: Iterable[str] = (), metrics: WriterMetrics | None = None,
                  durable_timeout: float = 10.0, retry_min: float = 0.5,
-                 retry_max: float = 15.0, orphan_interval: float = 30.0):
+                 retry_max: float = 15.0, orphan_interval: float = 30.0,
+                 spill_max_bytes: int | None = None):
         if mode not in ("async", "durable"):
             raise ValueError(f"mode must be async or durable, not {mode!r}")
         self.db = db
         self.mode = mode
         self.spill_dir = Path(spill_dir)
+        self.spill_max_bytes = spill_max_bytes
         self.queue_size = queue_size
         self.flush_interval = flush_interval
         self.batch_size = batch_size
@@ -125,7 +127,7 @@ class AuditWriter:
         self._closing = False
         self._closed = False
         self._thread: threading.Thread | None = None
-        self._spill = spill.SpillFile(self.spill_dir)
+        self._spill = spill.SpillFile(self.spill_dir, self.spill_max_bytes)
         self._pending: list[tuple[Path, int]] = []     # rotated own files, held
         self._down_until = 0.0
         self._backoff = self.retry_min

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 import subprocess
 import sys
 import zlib
 
+import pytest
 import sqlalchemy as sa
 
 from pdp.audit import chain, spill
@@ -110,3 +112,28 @@ def test_a_damaged_file_is_replayed_up_to_the_damage_and_kept(store, tmp_path):
     assert not path.exists()
     assert path.with_name(path.name + spill.CORRUPT_SUFFIX).exists()
     assert replay_spill_dir(store, tmp_path) == 0           # not retried as a spill file
+
+
+def test_a_spill_directory_with_a_limit_refuses_a_write_that_would_pass_it(tmp_path):
+    directory = tmp_path / "spill"
+    dead = spill.SpillFile(directory)             # another process's file counts too
+    dead.append([b"x" * 500], fsync=False)
+    dead.close()
+    mine = spill.SpillFile(directory, max_bytes=1200)
+    mine.append([b"y" * 500], fsync=False)        # 508 + 508 bytes: within the limit
+    with pytest.raises(spill.SpillFull) as info:
+        mine.append([b"z" * 500], fsync=False)
+    assert info.value.errno == errno.ENOSPC
+    assert "1,016 bytes" in str(info.value) and "1,200" in str(info.value)
+    assert "PDP_AUDIT_SPILL_MAX_MB" in str(info.value)
+    assert spill.read_file(mine.path).payloads == [b"y" * 500]    # nothing half-written
+    assert spill.directory_bytes(directory) == 1016
+    mine.close()
+
+
+def test_without_a_limit_a_spill_directory_takes_what_the_disk_takes(tmp_path):
+    unlimited = spill.SpillFile(tmp_path / "spill")
+    for _ in range(20):
+        unlimited.append([b"x" * 10_000], fsync=False)
+    assert spill.directory_bytes(tmp_path / "spill") == 20 * 10_008
+    unlimited.close()

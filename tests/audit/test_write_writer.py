@@ -239,6 +239,33 @@ def test_async_with_a_full_queue_and_no_spill_raises(store, make_writer, tmp_pat
     assert len(ids(store)) == 3                 # the accepted ones were kept in memory
 
 
+def test_a_full_spill_directory_refuses_decisions_and_loses_none(store, make_writer, tmp_path):
+    """The store is down and the spill directory is at its limit: records are kept
+    in memory while the queue has room, then refused (the decision is not
+    answered); every record accepted reaches the log once the store is back."""
+    db = FlakyDb(store)
+    db.down = True
+    frame = len(spill.frame(rec(0).to_json()))
+    metrics = Metrics()
+    writer = make_writer(db, queue_size=3, flush_interval=60.0, metrics=metrics,
+                         spill_max_bytes=4 * frame + frame // 2)
+    accepted, refused = [], 0
+    for i in range(12):
+        try:
+            writer.submit(rec(i))
+            accepted.append(f"dec-{i:05d}")
+        except AuditUnavailable as exc:
+            refused += 1
+            assert "PDP_AUDIT_SPILL_MAX_MB" in str(exc)
+    assert len(accepted) == 3 + 4 and refused == 5    # the queue, then 4 spilled
+    assert spill.directory_bytes(tmp_path / "spill") <= 4 * frame + frame // 2
+    db.down = False
+    writer.close()
+    assert sorted(ids(store)) == accepted
+    assert chain.verify(store).ok
+    assert not list((tmp_path / "spill").glob("spill-*.log"))
+
+
 def test_flush_waits_for_the_batch_being_written(store, make_writer):
     """A flush that finds the queue empty because the thread has just taken the
     records must still wait until they are written (a caller that flushes and
