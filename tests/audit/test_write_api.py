@@ -103,35 +103,17 @@ def test_the_spill_limit_reaches_the_writer(store, running):
     assert app.extensions[AUDIT_EXTENSION].spill_max_bytes == 3 * 1024 * 1024
 
 
-def test_durable_with_the_store_down_and_the_spill_directory_full_is_a_503(store, tmp_path):
+@pytest.mark.parametrize("spill", ["not a directory", "at its size limit"])
+def test_durable_with_the_store_down_and_no_spill_is_a_503(store, tmp_path, spill):
+    if spill == "not a directory":
+        blocked = tmp_path / "blocked"
+        blocked.write_text("not a directory")
+        where = {"spill_dir": blocked}
+    else:                                   # PDP_AUDIT_SPILL_MAX_MB: not one record fits
+        where = {"spill_dir": tmp_path / "spill", "spill_max_bytes": 64}
     db = FlakyDb(store)
     db.down = True
-    writer = AuditWriter(db, mode="durable", spill_dir=tmp_path / "spill", retry_min=0.05,
-                         spill_max_bytes=64)         # not even one record fits
-    app = create_app(Settings(database_url=store.url.render_as_string(hide_password=False)),
-                     store=store, options=OPTIONS, sink=writer)
-    try:
-        admin, decide = _keys(store)
-        client = app.test_client()
-        assert Api(client, admin).publish({"docs.policy": DOCS},
-                                          activate=True).status_code == 201
-        api = Api(client, decide)
-        response = api.post("/v1/decide", _request())
-        assert response.status_code == 503
-        assert response.get_json()["error"]["code"] == "decision_not_recorded"
-        db.down = False                                 # back: answered again
-        assert api.post("/v1/decide", _request()).status_code == 200
-    finally:
-        services(app).active.stop()
-        writer.close()
-
-
-def test_durable_with_the_store_down_and_no_spill_is_a_503(store, tmp_path):
-    blocked = tmp_path / "blocked"
-    blocked.write_text("not a directory")
-    db = FlakyDb(store)
-    db.down = True
-    writer = AuditWriter(db, mode="durable", spill_dir=blocked, retry_min=0.05)
+    writer = AuditWriter(db, mode="durable", retry_min=0.05, **where)
     app = create_app(Settings(database_url=store.url.render_as_string(hide_password=False)),
                      store=store, options=OPTIONS, sink=writer)
     try:
