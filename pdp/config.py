@@ -61,6 +61,7 @@ variable               default                     meaning
 ``PDP_AUDIT_FLUSH_INTERVAL`` 200                   milliseconds between batch writes (async)
 ``PDP_AUDIT_BATCH_SIZE`` 500                       most records in one insert transaction
 ``PDP_AUDIT_SPILL_DIR`` ``var/audit-spill``        where records wait when the store is down
+``PDP_AUDIT_SPILL_MAX_MB`` (none)                  the most the spill files may hold (MiB)
 ``PDP_AUDIT_REDACT_CLAIMS`` (none)                 claims recorded as ``"[redacted]"``
 ``PDP_CONSOLE_SESSION_TTL`` 28800                  seconds a console sign-in lasts (absolute)
 ``PDP_TRUSTED_PROXIES`` 0                          reverse proxies in front of pdp whose
@@ -141,6 +142,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("PDP_AUDIT_FLUSH_INTERVAL", "int"),
     Variable("PDP_AUDIT_BATCH_SIZE", "int"),
     Variable("PDP_AUDIT_SPILL_DIR", "str"),
+    Variable("PDP_AUDIT_SPILL_MAX_MB", "int"),
     Variable("PDP_AUDIT_REDACT_CLAIMS", "list"),
     Variable("PDP_CONSOLE_SESSION_TTL", "number"),
     Variable("PDP_TRUSTED_PROXIES", "int"),

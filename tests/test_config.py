@@ -232,3 +232,31 @@ def test_console_session_ttl_and_trusted_proxies():
 def test_bad_console_and_proxy_settings_are_refused_by_name(name, value):
     with pytest.raises(ConfigError, match=name):
         Settings.from_env({name: value})
+
+
+def test_every_setting_read_from_the_environment_is_a_known_variable():
+    """What Settings reads is what the config file may set and `pdp config show`
+    lists (a setting missing from VARIABLES would be refused in the file)."""
+    from pdp.config import VARIABLES
+
+    class Recording(dict):
+        def __init__(self):
+            super().__init__()
+            self.asked = set()
+
+        def get(self, key, default=None):
+            self.asked.add(key)
+            return super().get(key, default)
+
+        def __getitem__(self, key):
+            self.asked.add(key)
+            return super().__getitem__(key)
+
+        def __contains__(self, key):
+            self.asked.add(key)
+            return super().__contains__(key)
+
+    environ = Recording()
+    Settings._from(environ)
+    assert environ.asked, "Settings read nothing through the mapping"
+    assert environ.asked <= {v.name for v in VARIABLES}, environ.asked - {v.name for v in VARIABLES}
