@@ -177,6 +177,19 @@ _ACTION_KEYS = frozenset({"name", "attributes"})
 _RESOURCE_KEYS = frozenset({"type", "id", "attributes"})
 
 
+#: What :func:`_optional_object` gives for a field that is there but not an object.
+_INVALID = object()
+
+
+def _optional_object(container: dict, key: str):
+    """``container[key]`` when it is an object, ``None`` when the field is absent,
+    else :data:`_INVALID` (``null`` included: the schema decides about it)."""
+    if key not in container:
+        return None
+    value = container[key]
+    return value if type(value) is dict else _INVALID
+
+
 def decide_input(body: dict) -> DecisionInput | None:
     """The :class:`DecisionInput` of a ``/v1/decide`` body that :class:`DecideRequest`
     accepts, or ``None`` when the body is not one this check recognises as valid
@@ -202,12 +215,8 @@ def decide_input(body: dict) -> DecisionInput | None:
     if type(action) is dict:
         if not action.keys() <= _ACTION_KEYS:
             return None
-        name = action.get("name")
-        if "attributes" in action:
-            action_attributes = action["attributes"]
-            if type(action_attributes) is not dict:
-                return None
-        action = name
+        action_attributes = _optional_object(action, "attributes")
+        action = action.get("name")
     if type(action) is not str or not action:
         return None
     resource = body["resource"]
@@ -216,16 +225,10 @@ def decide_input(body: dict) -> DecisionInput | None:
     rtype, rid = resource.get("type"), resource.get("id")
     if type(rtype) is not str or not rtype or type(rid) is not str or not rid:
         return None
-    resource_attributes = None
-    if "attributes" in resource:
-        resource_attributes = resource["attributes"]
-        if type(resource_attributes) is not dict:
-            return None
-    context = None
-    if "context" in body:
-        context = body["context"]
-        if type(context) is not dict:
-            return None
+    resource_attributes = _optional_object(resource, "attributes")
+    context = _optional_object(body, "context")
+    if _INVALID in (action_attributes, resource_attributes, context):
+        return None
     policy_set = DEFAULT_SET
     if "policy_set" in body:
         policy_set = body["policy_set"]
