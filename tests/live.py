@@ -13,11 +13,16 @@ and ``.exit_code`` (set once it has stopped).
 
 The ``live_server`` fixture (``tests/conftest.py``) starts servers on the test's
 ``database_url`` and stops them after the test.
+
+Also here: :class:`BackgroundHTTPServer`, a small in-process HTTP server for the
+other side of a test (an upstream behind a gateway, a page on another origin), and
+:func:`http_request`, one raw HTTP request as a gateway's client sends it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import signal
@@ -25,9 +30,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -160,3 +167,40 @@ def stop(process: subprocess.Popen, timeout: float = 15.0) -> int:
             os.killpg(process.pid, signal.SIGKILL)
         return process.wait()
     return process.returncode
+
+
+class BackgroundHTTPServer:
+    """``handler`` served on a free 127.0.0.1 port from a daemon thread while the
+    ``with`` block runs (``.port``, ``.url``)."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]):
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def http_request(port: int, method: str, path: str, headers: dict | None = None,
+                 body: bytes | None = None) -> tuple[int, list[tuple[str, str]], bytes]:
+    """One request to 127.0.0.1:``port`` exactly as given (no added
+    ``Accept-Encoding``): ``(status, header pairs, body)``."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.putrequest(method, path, skip_accept_encoding=True)
+        for name, value in (headers or {}).items():
+            connection.putheader(name, value)
+        if body is not None:
+            connection.putheader("Content-Length", str(len(body)))
+        connection.endheaders(body)
+        response = connection.getresponse()
+        return response.status, response.getheaders(), response.read()
+    finally:
+        connection.close()

@@ -17,22 +17,19 @@ is skipped with a loud reason — and fails when ``CI=true``.
 
 from __future__ import annotations
 
-import contextlib
-import http.client
+import functools
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.api.gateways import PDP_ENV, Upstream, bearer, seed_gateway
+from tests.api.gateways import GatewayProcess, bearer, gateway_rig
 from tests.conftest import IN_CI
-from tests.live import free_port, live_server
+from tests.live import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,7 +64,10 @@ def find_envoy() -> str:
     pytest.skip(f"!!! {reason} — the Envoy gateway test was NOT run !!!")
 
 
-class Envoy:
+class Envoy(GatewayProcess):
+    name = "Envoy"
+    start_timeout = 20.0
+
     def __init__(self, binary: str, directory: Path, *, upstream: int, pdp: int, key: str):
         self.port = free_port()
         self.directory = directory
@@ -82,53 +82,22 @@ class Envoy:
         self.log = directory / "envoy.log"
         self.command = [binary, "-c", str(self.conf), "--disable-hot-restart",
                         "--concurrency", "1", "--log-path", str(self.log)]
-        self.process: subprocess.Popen | None = None
+        self.run_command = [*self.command, "--log-level", "warning"]
 
-    def __enter__(self):
+    def validate(self) -> None:
         check = subprocess.run([*self.command, "--mode", "validate"], capture_output=True,
                                text=True, timeout=60)
         assert check.returncode == 0, check.stdout + check.stderr
         # The documented config uses no deprecated field (Envoy warns, then drops them).
         assert "Deprecated field" not in self.errors(), self.errors()
-        self.process = subprocess.Popen([*self.command, "--log-level", "warning"],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return self
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("Envoy did not start:\n" + self.errors()) from None
-                time.sleep(0.05)
-
-    def __exit__(self, *exc):
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
     def errors(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def request(self, method: str, path: str, headers: dict | None = None,
                 body: bytes | None = None) -> tuple[int, dict, bytes]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            connection.putrequest(method, path, skip_accept_encoding=True)
-            for name, value in (headers or {}).items():
-                connection.putheader(name, value)
-            if body is not None:
-                connection.putheader("Content-Length", str(len(body)))
-            connection.endheaders(body)
-            response = connection.getresponse()
-            return response.status, {k.lower(): v for k, v in response.getheaders()}, \
-                response.read()
-        finally:
-            connection.close()
+        status, response_headers, content = super().request(method, path, headers, body)
+        return status, lower(response_headers), content
 
 
 def lower(headers: dict) -> dict:
@@ -137,83 +106,75 @@ def lower(headers: dict) -> dict:
 
 def test_envoy_ext_authz_in_front_of_an_upstream(store, database_url, tmp_path):
     binary = find_envoy()
-    key = seed_gateway(store, "envoy")
-    env = PDP_ENV
+    make = functools.partial(Envoy, binary, tmp_path)
+    with gateway_rig(make, store, database_url, "envoy") as rig:
+        envoy, ask = rig.gateway, rig.ask
 
-    with Upstream() as upstream, contextlib.ExitStack() as pdp_stack:
-        pdp = pdp_stack.enter_context(live_server(env, database_url=database_url, workers=2))
-        pdp_port = int(pdp.rsplit(":", 1)[1])
-        with Envoy(binary, tmp_path, upstream=upstream.port, pdp=pdp_port, key=key) as envoy:
-            def ask(method, path, headers=None, body=None):
-                before = len(upstream.requests)
-                status, response_headers, content = envoy.request(method, path, headers, body)
-                return status, response_headers, content, upstream.requests[before:]
+        # Allow: anyone may GET /health; the upstream is reached, once.
+        status, _, content, reached = ask("GET", "/health")
+        assert (status, content) == (200, b"upstream ok"), envoy.errors()
+        assert [(m, p) for m, p, _ in reached] == [("GET", "/health")]
 
-            # Allow: anyone may GET /health; the upstream is reached, once.
-            status, _, content, reached = ask("GET", "/health")
-            assert (status, content) == (200, b"upstream ok"), envoy.errors()
-            assert [(m, p) for m, p, _ in reached] == [("GET", "/health")]
+        # Allow for a signed-in user, with the subject and decision id passed on;
+        # a POST keeps its body and query.
+        status, _, _, reached = ask("POST", "/api/orders?x=1", bearer("alice"), b"{}")
+        assert status == 200, envoy.errors()
+        assert reached[0][:2] == ("POST", "/api/orders?x=1")
+        upstream_headers = lower(reached[0][2])
+        assert upstream_headers.get("x-pdp-subject") == "alice"
+        assert upstream_headers.get("x-pdp-decision-id")
+        assert "x-pdp-key" not in upstream_headers         # the key stays with pdp
 
-            # Allow for a signed-in user, with the subject and decision id passed on;
-            # a POST keeps its body and query.
-            status, _, _, reached = ask("POST", "/api/orders?x=1", bearer("alice"), b"{}")
-            assert status == 200, envoy.errors()
-            assert reached[0][:2] == ("POST", "/api/orders?x=1")
-            upstream_headers = lower(reached[0][2])
-            assert upstream_headers.get("x-pdp-subject") == "alice"
-            assert upstream_headers.get("x-pdp-decision-id")
-            assert "x-pdp-key" not in upstream_headers         # the key stays with pdp
+        # A client's own X-PDP-Subject never reaches the upstream as the subject.
+        status, _, _, reached = ask("GET", "/api/orders", {"X-PDP-Subject": "root",
+                                                           **bearer("alice")})
+        assert status == 200 and lower(reached[0][2]).get("x-pdp-subject") == "alice"
+        status, _, _, reached = ask("GET", "/health", {"X-PDP-Subject": "root"})
+        assert status == 200
+        assert lower(reached[0][2]).get("x-pdp-subject") == "", reached[0][2]
 
-            # A client's own X-PDP-Subject never reaches the upstream as the subject.
-            status, _, _, reached = ask("GET", "/api/orders", {"X-PDP-Subject": "root",
-                                                               **bearer("alice")})
-            assert status == 200 and lower(reached[0][2]).get("x-pdp-subject") == "alice"
-            status, _, _, reached = ask("GET", "/health", {"X-PDP-Subject": "root"})
-            assert status == 200
-            assert lower(reached[0][2]).get("x-pdp-subject") == "", reached[0][2]
+        # 401: no token where one is needed; pdp's challenge reaches the client.
+        status, headers, _, reached = ask("GET", "/api/orders")
+        assert status == 401 and reached == []
+        assert headers.get("www-authenticate", "").startswith("Bearer")
 
-            # 401: no token where one is needed; pdp's challenge reaches the client.
-            status, headers, _, reached = ask("GET", "/api/orders")
-            assert status == 401 and reached == []
-            assert headers.get("www-authenticate", "").startswith("Bearer")
+        # 401: an invalid token.
+        status, headers, _, reached = ask("GET", "/api/orders",
+                                          {"Authorization": "Bearer x.y.z"})
+        assert status == 401 and reached == []
+        assert 'error="invalid_token"' in headers.get("www-authenticate", "")
 
-            # 401: an invalid token.
-            status, headers, _, reached = ask("GET", "/api/orders",
-                                              {"Authorization": "Bearer x.y.z"})
-            assert status == 401 and reached == []
-            assert 'error="invalid_token"' in headers.get("www-authenticate", "")
+        # 403: signed in but not allowed; the client's method is the one decided.
+        status, _, content, reached = ask("GET", "/admin/users", bearer("alice"))
+        assert status == 403 and reached == []
+        assert b'"forbidden"' in content
+        status, _, _, reached = ask("DELETE", "/api/orders/7", bearer("alice"))
+        assert status == 403 and reached == []
+        status, _, _, reached = ask("DELETE", "/api/orders/7",
+                                    bearer("root", ["user", "admin"]))
+        assert status == 200 and reached[0][:2] == ("DELETE", "/api/orders/7")
 
-            # 403: signed in but not allowed; the client's method is the one decided.
-            status, _, content, reached = ask("GET", "/admin/users", bearer("alice"))
-            assert status == 403 and reached == []
-            assert b'"forbidden"' in content
-            status, _, _, reached = ask("DELETE", "/api/orders/7", bearer("alice"))
-            assert status == 403 and reached == []
-            status, _, _, reached = ask("DELETE", "/api/orders/7",
-                                        bearer("root", ["user", "admin"]))
-            assert status == 200 and reached[0][:2] == ("DELETE", "/api/orders/7")
+        # Headers a client sends to steer pdp do not reach it.
+        spoof = {"X-Original-URI": "/health", "X-Original-Method": "GET"}
+        status, _, _, reached = ask("GET", "/admin/users", {**spoof, **bearer("alice")})
+        assert status == 403 and reached == []
+        status, _, _, reached = ask("GET", "/admin/users",
+                                    {"X-PDP-Policy-Set": "open", **bearer("alice")})
+        assert status == 403 and reached == []
+        status, _, _, reached = ask("GET", "/admin/users",
+                                    {"X-PDP-Key": "pdp_not_a_key", **bearer("alice")})
+        assert status == 403 and reached == []
 
-            # Headers a client sends to steer pdp do not reach it.
-            spoof = {"X-Original-URI": "/health", "X-Original-Method": "GET"}
-            status, _, _, reached = ask("GET", "/admin/users", {**spoof, **bearer("alice")})
-            assert status == 403 and reached == []
-            status, _, _, reached = ask("GET", "/admin/users",
-                                        {"X-PDP-Policy-Set": "open", **bearer("alice")})
-            assert status == 403 and reached == []
-            status, _, _, reached = ask("GET", "/admin/users",
-                                        {"X-PDP-Key": "pdp_not_a_key", **bearer("alice")})
-            assert status == 403 and reached == []
+        # An encoded path is decided as the upstream will see it.
+        status, _, _, reached = ask("GET", "/%61dmin/users", bearer("alice"))
+        assert status == 403 and reached == []
+        status, _, _, reached = ask("GET", "/public/%2e%2e/admin/users", bearer("alice"))
+        assert status in (400, 403) and reached == []
+        status, _, _, reached = ask("GET", "//admin//users", bearer("alice"))
+        assert status == 403 and reached == []
 
-            # An encoded path is decided as the upstream will see it.
-            status, _, _, reached = ask("GET", "/%61dmin/users", bearer("alice"))
-            assert status == 403 and reached == []
-            status, _, _, reached = ask("GET", "/public/%2e%2e/admin/users", bearer("alice"))
-            assert status in (400, 403) and reached == []
-            status, _, _, reached = ask("GET", "//admin//users", bearer("alice"))
-            assert status == 403 and reached == []
-
-            # pdp down (failure_mode_allow: false): 403, and the upstream is never reached.
-            pdp_stack.close()
-            for path in ("/health", "/api/orders"):
-                status, _, _, reached = ask("GET", path, bearer("alice"))
-                assert status == 403 and reached == [], (path, status)
+        # pdp down (failure_mode_allow: false): 403, and the upstream is never reached.
+        rig.stop_pdp()
+        for path in ("/health", "/api/orders"):
+            status, _, _, reached = ask("GET", path, bearer("alice"))
+            assert status == 403 and reached == [], (path, status)

@@ -14,21 +14,18 @@ skipped with a loud reason — and fails when ``CI=true``.
 
 from __future__ import annotations
 
-import contextlib
-import http.client
+import functools
 import os
 import re
 import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.api.gateways import PDP_ENV, Upstream, bearer, seed_gateway
+from tests.api.gateways import GatewayProcess, bearer, gateway_rig
 from tests.conftest import IN_CI
-from tests.live import free_port, live_server
+from tests.live import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -82,7 +79,9 @@ def find_nginx() -> str:
     pytest.skip(f"!!! {reason} — the nginx gateway test was NOT run !!!")
 
 
-class Nginx:
+class Nginx(GatewayProcess):
+    name = "nginx"
+
     def __init__(self, binary: str, directory: Path, *, upstream: int, pdp: int, key: str):
         self.port = free_port()
         self.directory = directory
@@ -93,120 +92,76 @@ class Nginx:
                      .replace(DOC_KEY, key))
         self.conf.write_text(NGINX_CONF.format(dir=directory, port=self.port,
                                                locations=locations))
-        self.command = [binary, "-p", str(directory), "-c", str(self.conf),
-                        "-e", str(directory / "error.log")]
-        self.process: subprocess.Popen | None = None
+        self.run_command = [binary, "-p", str(directory), "-c", str(self.conf),
+                            "-e", str(directory / "error.log")]
 
-    def __enter__(self):
-        check = subprocess.run([*self.command, "-t"], capture_output=True, text=True)
+    def validate(self) -> None:
+        check = subprocess.run([*self.run_command, "-t"], capture_output=True, text=True)
         assert check.returncode == 0, check.stderr
-        self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return self
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("nginx did not start:\n" + self.errors()) from None
-                time.sleep(0.05)
-
-    def __exit__(self, *exc):
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
     def errors(self) -> str:
         path = self.directory / "error.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def request(self, method: str, path: str, headers: dict | None = None,
-                body: bytes | None = None) -> tuple[int, dict, bytes]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        try:
-            connection.putrequest(method, path, skip_accept_encoding=True)
-            for name, value in (headers or {}).items():
-                connection.putheader(name, value)
-            if body is not None:
-                connection.putheader("Content-Length", str(len(body)))
-            connection.endheaders(body)
-            response = connection.getresponse()
-            return response.status, dict(response.getheaders()), response.read()
-        finally:
-            connection.close()
-
 
 def test_nginx_auth_request_in_front_of_an_upstream(store, database_url, tmp_path):
     binary = find_nginx()
-    key = seed_gateway(store, "nginx")
-    env = PDP_ENV
+    make = functools.partial(Nginx, binary, tmp_path)
+    with gateway_rig(make, store, database_url, "nginx") as rig:
+        nginx, ask = rig.gateway, rig.ask
 
-    with Upstream() as upstream, contextlib.ExitStack() as pdp_stack:
-        pdp = pdp_stack.enter_context(live_server(env, database_url=database_url, workers=2))
-        pdp_port = int(pdp.rsplit(":", 1)[1])
-        with Nginx(binary, tmp_path, upstream=upstream.port, pdp=pdp_port, key=key) as nginx:
-            def ask(method, path, headers=None, body=None):
-                before = len(upstream.requests)
-                status, response_headers, content = nginx.request(method, path, headers, body)
-                return status, response_headers, content, upstream.requests[before:]
+        # Allow: anyone may GET /health; the upstream is reached, once.
+        status, _, content, reached = ask("GET", "/health")
+        assert (status, content) == (200, b"upstream ok"), nginx.errors()
+        assert [(m, p) for m, p, _ in reached] == [("GET", "/health")]
 
-            # Allow: anyone may GET /health; the upstream is reached, once.
-            status, _, content, reached = ask("GET", "/health")
-            assert (status, content) == (200, b"upstream ok"), nginx.errors()
-            assert [(m, p) for m, p, _ in reached] == [("GET", "/health")]
+        # Allow for a signed-in user, with the subject passed on; a POST keeps its body.
+        status, _, _, reached = ask("POST", "/api/orders?x=1", bearer("alice"), b"{}")
+        assert status == 200
+        assert reached[0][:2] == ("POST", "/api/orders?x=1")
+        assert reached[0][2].get("X-PDP-Subject") == "alice"
 
-            # Allow for a signed-in user, with the subject passed on; a POST keeps its body.
-            status, _, _, reached = ask("POST", "/api/orders?x=1", bearer("alice"), b"{}")
-            assert status == 200
-            assert reached[0][:2] == ("POST", "/api/orders?x=1")
-            assert reached[0][2].get("X-PDP-Subject") == "alice"
+        # A client's own X-PDP-Subject never reaches the upstream.
+        status, _, _, reached = ask("GET", "/health", {"X-PDP-Subject": "root"})
+        assert status == 200 and "X-PDP-Subject" not in reached[0][2]
 
-            # A client's own X-PDP-Subject never reaches the upstream.
-            status, _, _, reached = ask("GET", "/health", {"X-PDP-Subject": "root"})
-            assert status == 200 and "X-PDP-Subject" not in reached[0][2]
+        # 401: no token where one is needed; the challenge reaches the client.
+        status, headers, _, reached = ask("GET", "/api/orders")
+        assert status == 401 and reached == []
+        assert headers.get("WWW-Authenticate", "").startswith("Bearer")
 
-            # 401: no token where one is needed; the challenge reaches the client.
-            status, headers, _, reached = ask("GET", "/api/orders")
-            assert status == 401 and reached == []
-            assert headers.get("WWW-Authenticate", "").startswith("Bearer")
+        # 401: an invalid token.
+        status, _, _, reached = ask("GET", "/api/orders", {"Authorization": "Bearer x.y.z"})
+        assert status == 401 and reached == []
 
-            # 401: an invalid token.
-            status, _, _, reached = ask("GET", "/api/orders", {"Authorization": "Bearer x.y.z"})
-            assert status == 401 and reached == []
+        # 403: signed in but not allowed; the method is the client's, not nginx's GET.
+        status, _, _, reached = ask("GET", "/admin/users", bearer("alice"))
+        assert status == 403 and reached == []
+        status, _, _, reached = ask("DELETE", "/api/orders/7", bearer("alice"))
+        assert status == 403 and reached == []
+        status, _, _, reached = ask("DELETE", "/api/orders/7",
+                                    bearer("root", ["user", "admin"]))
+        assert status == 200 and reached[0][:2] == ("DELETE", "/api/orders/7")
 
-            # 403: signed in but not allowed; the method is the client's, not nginx's GET.
-            status, _, _, reached = ask("GET", "/admin/users", bearer("alice"))
-            assert status == 403 and reached == []
-            status, _, _, reached = ask("DELETE", "/api/orders/7", bearer("alice"))
-            assert status == 403 and reached == []
-            status, _, _, reached = ask("DELETE", "/api/orders/7",
-                                        bearer("root", ["user", "admin"]))
-            assert status == 200 and reached[0][:2] == ("DELETE", "/api/orders/7")
+        # Spoofed X-Original-* headers are overwritten by nginx: the real request decides.
+        spoof = {"X-Original-URI": "/health", "X-Original-Method": "GET"}
+        status, _, _, reached = ask("GET", "/admin/users", {**spoof, **bearer("alice")})
+        assert status == 403 and reached == []
+        status, _, _, reached = ask("DELETE", "/api/orders/7", {**spoof, **bearer("alice")})
+        assert status == 403 and reached == []
 
-            # Spoofed X-Original-* headers are overwritten by nginx: the real request decides.
-            spoof = {"X-Original-URI": "/health", "X-Original-Method": "GET"}
-            status, _, _, reached = ask("GET", "/admin/users", {**spoof, **bearer("alice")})
-            assert status == 403 and reached == []
-            status, _, _, reached = ask("DELETE", "/api/orders/7", {**spoof, **bearer("alice")})
-            assert status == 403 and reached == []
+        # A client cannot pick a friendlier policy set: nginx sets the header.
+        status, _, _, reached = ask("GET", "/admin/users",
+                                    {"X-PDP-Policy-Set": "open", **bearer("alice")})
+        assert status == 403 and reached == []
 
-            # A client cannot pick a friendlier policy set: nginx sets the header.
-            status, _, _, reached = ask("GET", "/admin/users",
-                                        {"X-PDP-Policy-Set": "open", **bearer("alice")})
-            assert status == 403 and reached == []
+        # An encoded path is decided as the upstream will see it.
+        status, _, _, reached = ask("GET", "/%61dmin/users", bearer("alice"))
+        assert status == 403 and reached == []
+        status, _, _, reached = ask("GET", "/public/%2e%2e/admin/users", bearer("alice"))
+        assert status in (400, 403) and reached == []
 
-            # An encoded path is decided as the upstream will see it.
-            status, _, _, reached = ask("GET", "/%61dmin/users", bearer("alice"))
-            assert status == 403 and reached == []
-            status, _, _, reached = ask("GET", "/public/%2e%2e/admin/users", bearer("alice"))
-            assert status in (400, 403) and reached == []
-
-            # pdp down: nginx answers 5xx and the upstream is never reached.
-            pdp_stack.close()
-            status, _, _, reached = ask("GET", "/health")
-            assert status >= 500 and reached == []
+        # pdp down: nginx answers 5xx and the upstream is never reached.
+        rig.stop_pdp()
+        status, _, _, reached = ask("GET", "/health")
+        assert status >= 500 and reached == []

@@ -26,13 +26,12 @@ import io
 import os
 import re
 import shutil
-import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -40,7 +39,7 @@ from pdp.audit.queries import COLUMNS
 from pdp.service import keys, policies
 from pdp.store.db import Database
 from tests.conftest import BACKENDS, IN_CI, _postgres_skipped, migrated_sqlite_url
-from tests.live import get, live_server, post_json
+from tests.live import BackgroundHTTPServer, get, live_server, post_json
 
 CHROMIUM = os.environ.get("PDP_TEST_CHROMIUM", "/usr/bin/chromium")
 #: Headless, no sandbox (root in a container), and nothing that talks to the network
@@ -348,7 +347,7 @@ def test_a_post_without_the_csrf_token_is_refused_and_the_session_survives(conso
     expect(console.page.locator("#signed-in-as")).to_have_text("auditor-ann (auditor)")
 
 
-class _Attacker:
+class _Attacker(BackgroundHTTPServer):
     """A page on another origin (another port) holding a form that posts to the console."""
 
     def __init__(self, html: str):
@@ -365,17 +364,7 @@ class _Attacker:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
 
 def test_a_form_posted_from_another_origin_is_refused_even_with_the_token(console):
