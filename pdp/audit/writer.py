@@ -217,7 +217,7 @@ class AuditWriter:
         with self._cond:
             if self._queue:
                 batch = self._batch
-                self._first_at = 0.0
+                self._first_at = float("-inf")    # due now, whatever the clock reads
                 self._cond.notify()
             else:                         # nothing queued: wait for what is being written
                 batch = self._in_flight

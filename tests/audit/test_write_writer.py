@@ -277,3 +277,15 @@ def test_flush_waits_for_the_batch_being_written(store, make_writer):
     wait_for(lambda: writer.queue_depth == 0)     # taken by the thread, not yet written
     assert writer.flush(5)
     assert len(ids(store)) == 20
+
+
+def test_flush_writes_at_once_even_with_a_flush_interval_longer_than_the_clock_has_run(
+        store, make_writer):
+    """``time.monotonic()`` counts from boot on Linux: a flush must not wait for an
+    interval that has not yet passed since then (a machine up for minutes, an
+    interval of hours)."""
+    writer = make_writer(store, flush_interval=time.monotonic() + 3600, batch_size=1000)
+    for i in range(3):
+        writer.submit(rec(i))
+    assert writer.flush(5)
+    assert len(ids(store)) == 3
