@@ -12,7 +12,7 @@ field of a record, deleting one, or swapping two changes a hash or breaks a link
 Appending (:func:`append`, :func:`append_checkpoint`) is one transaction that
 locks the one-row ``audit_chain_head`` (``SELECT … FOR UPDATE`` on PostgreSQL,
 ``BEGIN IMMEDIATE`` on SQLite), assigns positions after the head, inserts the rows
-(one multi-row ``INSERT`` on PostgreSQL) and their policy ids, moves the head and
+and their policy ids (multi-row ``INSERT`` statements), moves the head and
 commits: writers in many processes and replicas take turns, and positions have no
 gaps. A record whose decision id is already in the log is skipped, so replaying a
 spill file twice writes each record once.
@@ -31,17 +31,24 @@ links to a record that is not the one before it).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from json.encoder import encode_basestring as _encode_string
 from typing import Any
 
-from sqlalchemy import String, any_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Dialect, String, Table, any_, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from pdp.audit.record import AuditRecord, canonical_json, format_time, plain_json_text
+from pdp.audit.record import (
+    JSON_KEYS,
+    RECORD_KEYS,
+    AuditRecord,
+    EncodedRecord,
+    canonical_json,
+    format_time,
+)
 from pdp.store.db import Database
 from pdp.store.models import (
     GENESIS_HASH,
@@ -118,129 +125,176 @@ def _lock_head(session: Session, db: Database) -> AuditChainHeadRow:
     return session.scalars(stmt).one()
 
 
-def _insert_rows(session: Session, db: Database, rows: list[dict],
-                 policy_rows: list[dict]) -> None:
-    """One executemany per table, through Core (no ORM bulk-insert bookkeeping per
-    row): SQLAlchemy sends it as batched multi-row INSERTs ("insertmanyvalues") with
-    a cached statement on PostgreSQL, one ``executemany`` on SQLite. The JSON columns
-    arrive as :class:`~pdp.store.models.JSONText`, stored without re-encoding."""
-    if not rows:
-        return
-    session.execute(insert(DecisionLogRow.__table__), rows)
-    if policy_rows:
-        session.execute(insert(DecisionLogPolicyRow.__table__), policy_rows)
+def _decision_row(record: EncodedRecord, seq: int, prev_hash: str, hash_: str) -> dict:
+    """The row of ``record`` at ``seq``, for the Core ``INSERT`` (JSON columns as
+    :class:`~pdp.store.models.JSONText`: stored as they are)."""
+    row = dict(record.values)
+    for name in JSON_KEYS:
+        row[name] = JSONText(row[name])
+    row.update(seq=seq, kind="decision", time=record.time, details=_NULL,
+               prev_hash=prev_hash, hash=hash_)
+    return row
 
 
-def _decision_row(record: AuditRecord) -> dict:
-    """The columns of ``record`` (``time`` a ``datetime``), plain JSON values."""
-    if not record.plain_json:
-        data = record.to_dict()     # converts (a JSON round trip) into plain values
-        data["time"] = record.time
-        data["kind"] = "decision"
-        data["details"] = None
-        return data
-    # build_record's records hold plain values already: what to_dict() would give
-    return {
-        "kind": "decision", "decision_id": record.decision_id, "time": record.time,
-        "caller": record.caller, "policy_set": record.policy_set,
-        "policy_version": record.policy_version, "subject": record.subject,
-        "action": record.action, "resource_type": record.resource_type,
-        "resource_id": record.resource_id, "decision": record.decision,
-        "claims": record.claims, "redacted": record.redacted,
-        "action_attributes": record.action_attributes,
-        "resource_attributes": record.resource_attributes, "context": record.context,
-        "policies": record.policies, "reasons": record.reasons, "errors": record.errors,
-        "evaluation_us": record.evaluation_us, "details": None}
+def _body_text(record: EncodedRecord, seq: int) -> str:
+    """``canonical_json(row_body(row))`` of the row of ``record`` at ``seq``: the
+    record's canonical members with the row's own (``details``, ``kind``, ``seq``)
+    in their sorted places (checked against :data:`BODY_COLUMNS` below; tested)."""
+    p = record.parts
+    return ("{" + ",".join(p[:7]) + ',"details":null,' + p[7] + "," + p[8]
+            + ',"kind":"decision",' + ",".join(p[9:17]) + ',"seq":' + int.__repr__(seq)
+            + "," + p[17] + "," + p[18] + "}")
 
 
-#: ``(key text, JSON column?)`` of the body, in the canonical (sorted) order.
-_BODY_PARTS = tuple((f'"{name}":', name in JSON_COLUMNS) for name in sorted(BODY_COLUMNS))
-_BODY_SORTED = tuple(sorted(BODY_COLUMNS))
+def _check_body_layout() -> None:
+    names = list(RECORD_KEYS[:7]) + ["details"] + list(RECORD_KEYS[7:9]) + ["kind"] + \
+        list(RECORD_KEYS[9:17]) + ["seq"] + list(RECORD_KEYS[17:])
+    if names != sorted(BODY_COLUMNS):      # a column added to one list and not the other
+        raise AssertionError(f"_body_text does not match BODY_COLUMNS: {names}")
 
 
-def _plain_body_text(row: dict) -> str:
-    """``plain_json_text(row_body(row))`` of a row whose values are plain JSON (its
-    ``time`` a ``datetime``), put together from the parts the C encoder writes for a
-    dict with sorted keys — ``{"key":value,...}`` — so that each JSON column is
-    encoded once: its text replaces the value in ``row`` (a
-    :class:`~pdp.store.models.JSONText`, stored as it is; ``None`` as ``null``, as
-    ``JSON`` binds it). Same text as encoding the body whole (tested)."""
-    parts = []
-    append = parts.append
-    for (key, is_json), name in zip(_BODY_PARTS, _BODY_SORTED):
-        value = row[name]
-        if is_json:
-            value = row[name] = _NULL if value is None else JSONText(plain_json_text(value))
-            append(key + value)
-            continue
-        kind = type(value)
-        if kind is str:
-            append(key + _encode_string(value))
-        elif kind is int:
-            append(key + int.__repr__(value))
-        elif value is None:
-            append(key + "null")
-        elif kind is datetime:           # time
-            append(key + _encode_string(format_time(value)))
+_check_body_layout()
+
+
+def _as_encoded(record: AuditRecord | EncodedRecord) -> EncodedRecord:
+    return record if type(record) is EncodedRecord else EncodedRecord.from_record(record)
+
+
+def _append_records(session: Session, db: Database, records: list[EncodedRecord],
+                    head_row: AuditChainHeadRow) -> AppendResult:
+    """Give ``records`` positions after the locked head, hash them, insert them and
+    their policy ids, move the head. Each record's JSON was encoded once, in its
+    canonical form (:class:`EncodedRecord`): the hashed body is put together from
+    those texts and they are stored as they are (they read back as the same values)."""
+    seq, prev = head_row.seq, head_row.hash
+    chained = []
+    policy_rows = []
+    sha256 = hashlib.sha256
+    for record in records:
+        seq += 1
+        hash_ = sha256((prev + _body_text(record, seq)).encode("utf-8")).hexdigest()
+        chained.append((record, seq, prev, hash_))
+        prev = hash_
+        for policy_id in dict.fromkeys(record.policies):
+            policy_rows.append((seq, str(policy_id)[:256]))
+    if chained:
+        if session.connection().dialect.name == "sqlite":
+            _insert_sqlite(session, chained, policy_rows)
         else:
-            append(key + plain_json_text(value))
-    return "{" + ",".join(parts) + "}"
+            session.execute(insert(DecisionLogRow.__table__),
+                            [_decision_row(*item) for item in chained])
+            if policy_rows:
+                session.execute(insert(DecisionLogPolicyRow.__table__),
+                                [{"seq": s, "policy_id": p} for s, p in policy_rows])
+        session.execute(update(AuditChainHeadRow).where(AuditChainHeadRow.id == 1)
+                        .values(seq=seq, hash=prev))
+    return AppendResult(inserted=len(chained), skipped=0, head_seq=seq, head_hash=prev)
+
+
+_LOG_TABLE = DecisionLogRow.__table__
+_POLICY_TABLE = DecisionLogPolicyRow.__table__
+_LOG_COLUMNS = tuple(column.name for column in _LOG_TABLE.columns)
+#: Rows per multi-row ``INSERT``: powers of two up to this, so that a handful of
+#: statements, compiled once, serve every batch size.
+_MAX_ROWS_PER_INSERT = 256
+
+
+@functools.lru_cache(maxsize=64)
+def _multirow_insert(table: Table, rows: int, dialect: Dialect) -> str:
+    """SQLAlchemy's ``INSERT INTO table (...) VALUES (...), (...) …`` for ``rows``
+    rows, compiled for ``dialect`` (positional parameters, row after row, columns
+    in the table's order)."""
+    columns = list(table.columns)
+    stmt = insert(table).values([{c.name: bindparam(f"r{i}c{j}", type_=c.type)
+                                  for j, c in enumerate(columns)} for i in range(rows)])
+    compiled = stmt.compile(dialect=dialect)
+    expected = [f"r{i}c{j}" for i in range(rows) for j in range(len(columns))]
+    if list(compiled.positiontup or ()) != expected:
+        raise AssertionError("unexpected parameter order in a multi-row INSERT")
+    return compiled.string
+
+
+def _insert_chunks(connection: Connection, table: Table, flat: list, width: int) -> None:
+    """Insert the rows of ``flat`` (``width`` values each) in multi-row statements."""
+    dialect = connection.dialect
+    count = len(flat) // width
+    done = 0
+    while done < count:
+        rows = min(_MAX_ROWS_PER_INSERT, 1 << ((count - done).bit_length() - 1))
+        connection.exec_driver_sql(_multirow_insert(table, rows, dialect),
+                                   tuple(flat[done * width:(done + rows) * width]))
+        done += rows
+
+
+def _insert_sqlite(session: Session, chained: list, policy_rows: list) -> None:
+    """SQLite: the rows in a few multi-row ``INSERT`` statements that SQLAlchemy
+    compiles once per size (:func:`_multirow_insert`), with the values bound as the
+    columns' types bind them (``time`` through its processor; text, numbers and the
+    JSON texts as they are). An ``executemany`` would step (and release the GIL)
+    once per row, and run SQLAlchemy's parameter processing per row."""
+    connection = session.connection()
+    bind_time = _time_processor(connection.dialect)
+    flat: list = []
+    extend = flat.extend
+    columns = _LOG_COLUMNS
+    for record, seq, prev_hash, hash_ in chained:
+        row = record.values.copy()
+        row.update(seq=seq, kind="decision", time=bind_time(record.time), details="null",
+                   prev_hash=prev_hash, hash=hash_)
+        extend([row[name] for name in columns])
+    _insert_chunks(connection, _LOG_TABLE, flat, len(columns))
+    if policy_rows:
+        flat = []
+        for item in policy_rows:
+            flat.extend(item)
+        _insert_chunks(connection, _POLICY_TABLE, flat, 2)
+
+
+@functools.lru_cache(maxsize=8)
+def _time_processor(dialect: Dialect):
+    type_ = _LOG_TABLE.c.time.type
+    process = type_.dialect_impl(dialect).bind_processor(dialect)   # the decorator's, then DATETIME's
+    return process if process is not None else (lambda value: value)
 
 
 def _chain(session: Session, db: Database, rows: list[dict],
-           head_row: AuditChainHeadRow | None = None, *, plain: bool = False) -> AppendResult:
-    """Give ``rows`` positions after the locked head, hash, insert, move the head.
-
-    ``plain``: every value of ``rows`` is already plain JSON (``time`` apart), so
-    the canonical form needs no check or conversion. Each JSON column is encoded
-    once, in that canonical form, and stored as that text (it reads back as the same
-    value); the hash covers ``canonical_json(row_body(row))`` exactly as before."""
+           head_row: AuditChainHeadRow | None = None) -> AppendResult:
+    """Give ``rows`` (full rows of ``decision_log``, ``time`` a ``datetime``; a
+    checkpoint's) positions after the locked head, hash, insert, move the head."""
     if head_row is None:
         head_row = _lock_head(session, db)
     seq, prev = head_row.seq, head_row.hash
-    policy_rows = []
-    sha256 = hashlib.sha256
     for row in rows:
         seq += 1
         row["seq"] = seq
         row["prev_hash"] = prev
-        policies = row["policies"]
-        if plain:
-            # the JSON columns' canonical texts, reused for the body's
-            body_text = _plain_body_text(row)
-        else:
-            body = {name: row[name] for name in BODY_COLUMNS}
-            if isinstance(body["time"], datetime):
-                body["time"] = format_time(body["time"])
-            body_text = canonical_json(body).decode("utf-8")
-            for name in JSON_COLUMNS:
-                value = row[name]
-                row[name] = (_NULL if value is None
-                             else JSONText(canonical_json(value).decode("utf-8")))
-        digest = sha256(prev.encode("ascii"))
-        digest.update(body_text.encode("utf-8"))
-        row["hash"] = prev = digest.hexdigest()
-        for policy_id in dict.fromkeys(policies or ()):
-            policy_rows.append({"seq": seq, "policy_id": str(policy_id)[:256]})
-    _insert_rows(session, db, rows, policy_rows)
+        body = {name: row[name] for name in BODY_COLUMNS}
+        if isinstance(body["time"], datetime):
+            body["time"] = format_time(body["time"])
+        for name in JSON_COLUMNS:
+            value = row[name]
+            row[name] = (_NULL if value is None
+                         else JSONText(canonical_json(value).decode("utf-8")))
+        row["hash"] = prev = record_hash(prev, body)
     if rows:
+        session.execute(insert(DecisionLogRow.__table__), rows)
         session.execute(update(AuditChainHeadRow).where(AuditChainHeadRow.id == 1)
                         .values(seq=seq, hash=prev))
     return AppendResult(inserted=len(rows), skipped=0, head_seq=seq, head_hash=prev)
 
 
-def append(db: Database, records: Sequence[AuditRecord]) -> AppendResult:
+def append(db: Database, records: Sequence[AuditRecord | EncodedRecord]) -> AppendResult:
     """Append ``records`` in order, in one transaction; records whose decision id is
     already in the log (or earlier in ``records``) are skipped. Raises
     :class:`~pdp.store.db.StoreError` when the database cannot be used."""
-    unique: dict[str, AuditRecord] = {}
+    unique: dict[str, AuditRecord | EncodedRecord] = {}
     for record in records:
         unique.setdefault(record.decision_id, record)
     with db.write() as session:
         head_row = _lock_head(session, db)      # first: concurrent appends serialize here
         present = _present(session, db, list(unique))
-        rows = [_decision_row(r) for i, r in unique.items() if i not in present]
-        result = _chain(session, db, rows, head_row, plain=True)
+        todo = [_as_encoded(r) for i, r in unique.items() if i not in present]
+        result = _append_records(session, db, todo, head_row)
     return AppendResult(inserted=result.inserted, skipped=len(records) - result.inserted,
                         head_seq=result.head_seq, head_hash=result.head_hash)
 

@@ -31,13 +31,14 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 #: The value that replaces a redacted claim.
 REDACTED = "[redacted]"
 
-__all__ = ["REDACTED", "AuditRecord", "build_record", "canonical_json", "format_time",
-           "parse_time", "plain_json_text", "redact_claims"]
+__all__ = ["JSON_KEYS", "REDACTED", "RECORD_KEYS", "AuditRecord", "EncodedRecord", "build_record",
+           "canonical_json", "encode_record", "format_time", "parse_time", "plain_json_text",
+           "redact_claims"]
 
 
 # --------------------------------------------------------------------------- JSON
@@ -127,7 +128,9 @@ def format_time(value: datetime) -> str:
     """RFC 3339 UTC with milliseconds: ``2026-11-29T11:53:37.123Z``."""
     # isoformat: "2026-11-29T11:53:37.123+00:00", four-digit year, about half the
     # time of strftime; the first 23 characters and a "Z".
-    return value.astimezone(timezone.utc).isoformat(timespec="milliseconds")[:23] + "Z"
+    if value.tzinfo is not timezone.utc:
+        value = value.astimezone(timezone.utc)
+    return value.isoformat(timespec="milliseconds")[:23] + "Z"
 
 
 def parse_time(text: str) -> datetime:
@@ -137,7 +140,8 @@ def parse_time(text: str) -> datetime:
 def _ms(value: datetime) -> datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
-    value = value.astimezone(timezone.utc)
+    elif value.tzinfo is not timezone.utc:
+        value = value.astimezone(timezone.utc)
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
@@ -289,3 +293,107 @@ def build_record(outcome: Any, input: Any, *, redact: Iterable[str] = ()) -> Aud
                   record.redacted]):
         object.__setattr__(record, "plain_json", True)
     return record
+
+
+# --------------------------------------------------------------------------- encoded once
+
+#: The keys of :meth:`AuditRecord.to_dict` (the record's columns of ``decision_log``),
+#: in the canonical (sorted) order.
+RECORD_KEYS = ("action", "action_attributes", "caller", "claims", "context", "decision",
+               "decision_id", "errors", "evaluation_us", "policies", "policy_set",
+               "policy_version", "reasons", "redacted", "resource_attributes",
+               "resource_id", "resource_type", "subject", "time")
+
+#: Which of them hold JSON (stored as JSON text).
+JSON_KEYS = frozenset(("action_attributes", "claims", "context", "errors", "policies",
+                       "reasons", "redacted", "resource_attributes"))
+
+_encode_string = json.encoder.encode_basestring
+
+#: ``(key, '"key":', JSON column?)`` of :data:`RECORD_KEYS`, in order.
+_LAYOUT = tuple((key, f'"{key}":', key in JSON_KEYS) for key in RECORD_KEYS)
+
+
+class EncodedRecord(NamedTuple):
+    """A record as the decision log's writer stores it, encoded once.
+
+    ``values`` maps each of :data:`RECORD_KEYS` but ``time`` to the column's value:
+    text, numbers and ``None`` as they are, the JSON columns as their canonical JSON
+    text (``"null"`` for none). ``parts`` are the record's canonical JSON members
+    (``'"key":value'``) in :data:`RECORD_KEYS` order: the record's canonical JSON
+    (:meth:`to_json`, the spill file's payload) is ``{`` + their join + ``}``, and
+    the chain's hashed body is made of them and the row's position
+    (:func:`pdp.audit.chain.append`), so nothing is encoded twice. Built by
+    :func:`encode_record` (the service's records) or :meth:`from_record`; the bytes
+    are exactly :meth:`AuditRecord.to_json`'s."""
+
+    decision_id: str
+    #: UTC, millisecond precision.
+    time: datetime
+    values: dict
+    parts: tuple
+    #: The determining policies' ids, in order, as recorded.
+    policies: tuple
+
+    def to_json(self) -> bytes:
+        return ("{" + ",".join(self.parts) + "}").encode("utf-8")
+
+    def to_record(self) -> AuditRecord:
+        return AuditRecord.from_json(self.to_json())
+
+    @classmethod
+    def from_record(cls, record: AuditRecord) -> EncodedRecord:
+        return _encoded(record.to_dict(), record.time)
+
+
+def _encoded(data: dict, time: datetime) -> EncodedRecord:
+    """``data``: the plain values of :data:`RECORD_KEYS` (``time`` as text)."""
+    encode_string = _encode_string
+    encode = _c_canonical
+    parts = []
+    append = parts.append
+    values = {}
+    for key, member, is_json in _LAYOUT:
+        value = data[key]
+        kind = type(value)
+        if kind is str:
+            text = encode_string(value)
+        elif kind is int:
+            text = int.__repr__(value)
+        elif value is None:
+            text = "null"
+        elif encode is not None:
+            text = "".join(encode(value, 0))
+        else:
+            text = plain_json_text(value)
+        append(member + text)
+        values[key] = text if is_json else value
+    del values["time"]
+    return EncodedRecord(values["decision_id"], time, values, tuple(parts),
+                         tuple(data["policies"] or ()))
+
+
+def encode_record(outcome: Any, input: Any, *, redact: Iterable[str] = ()) -> EncodedRecord:
+    """:func:`build_record`'s record, encoded (:class:`EncodedRecord`): the same
+    values and the same bytes, without building the :class:`AuditRecord` first.
+    Values that are not plain JSON (a tuple, a ``datetime``, a number key, NaN) are
+    converted exactly as :func:`canonical_json` converts them."""
+    claims = outcome.claims or {}
+    redacted: list[str] = []
+    if redact:
+        claims, redacted = redact_claims(dict(claims), redact)
+    time = _ms(outcome.time)
+    data = {
+        "action": input.action,
+        "action_attributes": input.action_attributes or None,
+        "caller": outcome.caller, "claims": claims, "context": outcome.context or {},
+        "decision": outcome.decision, "decision_id": outcome.decision_id,
+        "errors": list(outcome.errors), "evaluation_us": int(outcome.evaluation_us),
+        "policies": list(outcome.policies), "policy_set": outcome.policy_set,
+        "policy_version": int(outcome.policy_version), "reasons": list(outcome.reasons),
+        "redacted": redacted, "resource_attributes": input.resource_attributes or None,
+        "resource_id": input.resource_id, "resource_type": input.resource_type,
+        "subject": _subject_id(claims), "time": format_time(time)}
+    if not _is_plain(data):
+        data = _plain(data)
+    return _encoded(data, time)

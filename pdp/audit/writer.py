@@ -6,8 +6,9 @@ One :class:`AuditWriter` per process. It starts its background thread on first
 use, in the process that uses it (a writer built before a fork starts afresh in
 the child: new queue, new spill file, new thread).
 
-``record`` builds the :class:`~pdp.audit.record.AuditRecord` (redacting the
-configured claims) and then, by mode:
+``record`` builds the record, encoded once (:func:`~pdp.audit.record.encode_record`:
+the configured claims redacted, the JSON in its canonical form, which the chain
+hashes and stores as it is) and then, by mode:
 
 ``async`` (the default)
     puts it in a bounded queue (``queue_size``) and returns. The thread writes the
@@ -53,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from pdp.audit import chain, spill
-from pdp.audit.record import AuditRecord, build_record
+from pdp.audit.record import AuditRecord, EncodedRecord, encode_record
 from pdp.errors import PdpError
 from pdp.store.db import Database
 
@@ -119,7 +120,7 @@ class AuditWriter:
 
     def _reset(self) -> None:
         self._cond = threading.Condition()
-        self._queue: collections.deque[AuditRecord] = collections.deque()
+        self._queue: collections.deque[AuditRecord | EncodedRecord] = collections.deque()
         self._batch = _Batch()
         #: The batch the thread has taken and is writing (``flush`` waits for it too).
         self._in_flight: _Batch | None = None
@@ -141,9 +142,9 @@ class AuditWriter:
 
     def record(self, outcome: Any, input: Any, caller: Any) -> None:
         """``DecisionSink.record``: see the module docstring."""
-        self.submit(build_record(outcome, input, redact=self.redact))
+        self.submit(encode_record(outcome, input, redact=self.redact))
 
-    def submit(self, record: AuditRecord) -> None:
+    def submit(self, record: AuditRecord | EncodedRecord) -> None:
         """Queue (or spill) one record; in durable mode, wait until it is kept."""
         self._ensure_started()
         batch = None

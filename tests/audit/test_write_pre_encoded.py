@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 
 from pdp.audit import chain
-from pdp.audit.record import AuditRecord, canonical_json, plain_json_text
+from pdp.audit.record import AuditRecord, EncodedRecord, canonical_json, plain_json_text
 from pdp.store.models import AuditChainHeadRow, DecisionLogPolicyRow, DecisionLogRow, JSONText
 
 T0 = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)
@@ -165,7 +165,7 @@ def test_pre_encoded_and_plain_values_read_back_equal(store):
     assert tuple(is_null) == (False, False)         # JSON null, as JSON binds None
 
 
-def _body_row(rng: random.Random) -> dict:
+def _random_record(rng: random.Random, i: int) -> AuditRecord:
     def value(depth=0):
         kind = rng.randrange(9 if depth < 3 else 6)
         return [lambda: None, lambda: True, lambda: rng.randrange(-10 ** 20, 10 ** 20),
@@ -175,57 +175,40 @@ def _body_row(rng: random.Random) -> dict:
                          value(depth + 1) for _ in range(rng.randrange(4))},
                 lambda: {}][kind]()
 
-    row = {name: value() for name in chain.BODY_COLUMNS}
-    row["time"] = T0 + timedelta(milliseconds=rng.randrange(10 ** 9))
-    row["seq"] = rng.randrange(1, 10 ** 12)
-    for name in ("kind", "decision_id", "caller"):
-        row[name] = ODD_TEXT[:rng.randrange(len(ODD_TEXT))]
-    return row
+    def text():
+        return ODD_TEXT[:rng.randrange(len(ODD_TEXT))]
+
+    def mapping():
+        return {text() + str(k): value() for k in range(rng.randrange(4))}
+
+    return AuditRecord(
+        decision_id=f"{text()}-{i}", time=T0 + timedelta(milliseconds=rng.randrange(10 ** 9)),
+        caller=text(), policy_set=text(), policy_version=rng.randrange(10 ** 9),
+        subject=rng.choice([None, text()]), claims=mapping(), action=text(),
+        resource_type=text(), resource_id=text(), decision=rng.choice(["allow", "deny"]),
+        action_attributes=rng.choice([None, mapping()]),
+        resource_attributes=rng.choice([None, mapping()]), context=mapping(),
+        policies=[text() for _ in range(rng.randrange(3))],
+        reasons=[text() for _ in range(rng.randrange(3))],
+        errors=[mapping() for _ in range(rng.randrange(3))],
+        evaluation_us=rng.randrange(10 ** 12), redacted=[text() for _ in range(rng.randrange(2))])
 
 
 def test_the_body_put_together_from_parts_is_the_canonical_body():
+    """The hashed body is put together from the record's encoded members and its
+    position: it is exactly the canonical JSON of the row, as verification reads it."""
     rng = random.Random(7)
-    for _ in range(2000):
-        row = _body_row(rng)
-        given = dict(row)
-        expected = canonical_json(chain.row_body(given)).decode("utf-8")
-        assert chain._plain_body_text(row) == expected
-        assert plain_json_text(chain.row_body(given)) == expected
+    for i in range(2000):
+        record = _random_record(rng, i)
+        encoded = EncodedRecord.from_record(record)
+        seq = rng.randrange(1, 10 ** 12)
+        row = {**record.to_dict(), "time": record.time, "kind": "decision", "details": None,
+               "seq": seq}
+        expected = canonical_json(chain.row_body(row)).decode("utf-8")
+        assert chain._body_text(encoded, seq) == expected
+        assert plain_json_text(chain.row_body(row)) == expected
+        assert encoded.to_json() == record.to_json()
+        assert AuditRecord.from_json(encoded.to_json()) == record
         for name in chain.JSON_COLUMNS:
-            assert type(row[name]) is JSONText
-            assert json.loads(row[name]) == given[name]
-            assert row[name] == ("null" if given[name] is None
-                                 else canonical_json(given[name]).decode("utf-8"))
-
-
-def test_a_changed_record_is_not_pre_encoded_stale(store):
-    """``dataclasses.replace`` drops the plain flag: the changed record is written
-    through the converting path and still verifies."""
-    r = records("c", 2)[1]
-    assert r.plain_json
-    changed = replace(r, decision_id="c-x", claims={"sub": ("a", "b")})
-    assert not changed.plain_json
-    chain.append(store, [r, changed])
-    assert chain.verify(store).ok
-    with store.read() as session:
-        claims = session.scalars(sa.select(DecisionLogRow.claims)
-                                 .where(DecisionLogRow.decision_id == "c-x")).one()
-    assert claims == {"sub": ["a", "b"]}
-
-
-def test_other_postgresql_drivers_bind_the_decoded_value():
-    """Drivers without a pre-encoded path get the value itself (decoded from the
-    text), bound as ``JSON`` binds it."""
-    from sqlalchemy.dialects.postgresql import asyncpg, psycopg2
-
-    from pdp.store.models import PreEncodedJSON
-
-    value = {"b": [1, 2.5, None], "a": ODD_TEXT}
-    text = JSONText(plain_json_text(value))
-    for dialect in (psycopg2.dialect(), asyncpg.dialect()):
-        process = PreEncodedJSON().dialect_impl(dialect).bind_processor(dialect)
-        plain = sa.JSON().dialect_impl(dialect).bind_processor(dialect)
-        if plain is None:                  # the driver serialises the value itself
-            assert process(text) == value and process(value) is value
-        else:
-            assert json.loads(process(text)) == value and process(value) == plain(value)
+            if name != "details":
+                assert encoded.values[name] == canonical_json(row[name]).decode("utf-8")

@@ -127,3 +127,31 @@ def test_a_built_record_gives_the_same_dict_without_the_round_trip():
         assert record == slow
     assert build_record(*_outcome_and_input()).plain_json
     assert not build_record(*_outcome_and_input(action=Text("read"))).plain_json
+
+
+def test_an_encoded_record_is_the_built_record_encoded():
+    """What the writer queues (:func:`encode_record`, no :class:`AuditRecord` built
+    first) has the bytes, values and policies of :func:`build_record`'s record, for
+    plain values and for those that must be converted first."""
+    from types import MappingProxyType
+
+    from pdp.audit.record import EncodedRecord, build_record, encode_record
+
+    cases = [{}, {"context": {"t": datetime(2020, 1, 1, tzinfo=timezone.utc), "x": (1, 2)}},
+             {"claims": {"sub": 7, "f": math.nan}}, {"claims": {1: "a", 10: "b", 2: "c"}},
+             {"claims": {}}, {"claims": {"sub": True}}, {"claims": {"sub": "x" * 600}},
+             {"action": Text("read")}, {"policies": (Text("p"), "p", "q")},
+             {"resource_attributes": None}, {"resource_attributes": {}},
+             {"action_attributes": MappingProxyType({"b": 1, "a": Number(2)})},
+             {"errors": (MappingProxyType({"code": "e"}),)},
+             {"claims": {"sub": "a", "email": "x", "address": {"email": "y", "city": "z"}}},
+             {"reasons": ()}, {"evaluation_us": 0}]
+    for changes in cases:
+        for redact in ([], ["email", "address.email", "sub"]):
+            outcome, input = _outcome_and_input(**changes)
+            built = build_record(outcome, input, redact=redact)
+            encoded = encode_record(outcome, input, redact=redact)
+            assert encoded.to_json() == built.to_json(), changes
+            assert encoded == EncodedRecord.from_record(built), changes
+            assert encoded.to_record() == built, changes
+            assert encoded.policies == tuple(built.policies)
