@@ -6,9 +6,7 @@ is the one the earlier path computed, and the chain verifies, on every backend."
 
 from __future__ import annotations
 
-import json
 import random
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
