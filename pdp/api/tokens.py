@@ -787,11 +787,12 @@ class TokenVerifier:
         self._required = tuple(dict.fromkeys(_strings(required_claims)))
         self._max_token_bytes = int(max_token_bytes)
         self._clock = clock
-        #: Signatures already checked: SHA-256 of the token → (claims, key). A hit
-        #: still re-checks every claim (exp, nbf, iss, aud …) against the clock and
-        #: that its key is still among the current keys, so rotation and expiry act
-        #: at once; only the signature check is saved. Raw tokens are not kept.
-        self._verified: dict[bytes, tuple[dict, Any]] = {}
+        #: Signatures already checked: SHA-256 of the token → (claims, key, kid, alg).
+        #: A hit still re-checks every claim (exp, nbf, iss, aud …) against the clock
+        #: and that its key is still among the current keys for its kid and alg, so
+        #: rotation and expiry act at once; the signature check and the reading of
+        #: the header are saved. Raw tokens are not kept.
+        self._verified: dict[bytes, tuple[dict, Any, str | None, str]] = {}
         self._jwks_timeout = float(jwks_timeout)
         self._jwt = _pyjwt()
 
@@ -945,6 +946,15 @@ class TokenVerifier:
             raise _invalid(f"the token is larger than {self._max_token_bytes} bytes")
         if not token:
             raise _invalid("the token is empty")
+        digest = hashlib.sha256(token.encode()).digest()
+        hit = self._verified.get(digest)
+        if hit is not None:
+            # This very token passed every check below before: its header (alg, kid)
+            # is what it was. Only its key's presence and the claims are re-checked.
+            claims, used, kid, alg = hit
+            if any(key is used for key in self._select(kid, alg)):
+                self._check_claims(claims)
+                return dict(claims)
         if not token.isascii() or token.count(".") != 2 or not _B64URL.issuperset(token.encode()):
             raise _invalid("the token is not a compact JWS (three base64url parts)")
 
@@ -963,11 +973,6 @@ class TokenVerifier:
             raise _invalid("the token header's kid must be a string")
 
         candidates = self._select(kid, alg)
-        digest = hashlib.sha256(token.encode()).digest()
-        hit = self._verified.get(digest)
-        if hit is not None and any(key is hit[1] for key in candidates):
-            self._check_claims(hit[0])
-            return dict(hit[0])
         claims = None
         for key in candidates:
             try:
@@ -988,7 +993,7 @@ class TokenVerifier:
         self._check_claims(claims)
         if len(self._verified) >= _VERIFIED_CACHE_SIZE:
             self._verified.clear()
-        self._verified[digest] = (claims, used)
+        self._verified[digest] = (claims, used, kid, alg)
         return dict(claims)
 
     def _check_claims(self, claims: dict) -> None:
