@@ -30,7 +30,7 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
 #: The value that replaces a redacted claim.
@@ -66,23 +66,33 @@ def _is_plain(value: Any) -> bool:
     ``str`` keys, ``list``, ``str``, ``int``, ``bool``, ``None``, finite ``float``
     (exact types, so that nothing is converted). Such a value is encoded as is,
     without the copy :func:`_plain` makes — the common case: the decision log's
-    values come from JSON."""
+    values come from JSON. (Scalars in containers are checked in the loop, not by
+    a call per item: this runs for every decision.)"""
     kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
-        return True
     if kind is dict:
-        for key, item in value.items():
-            if type(key) is not str or not _is_plain(item):
+        for key in value:
+            if type(key) is not str:
                 return False
+        items = value.values()
+    elif kind is list:
+        items = value
+    elif kind is str or kind is int or kind is bool or value is None:
         return True
-    if kind is list:
-        for item in value:
-            if not _is_plain(item):
-                return False
-        return True
-    if kind is float:
+    elif kind is float:
         return math.isfinite(value)
-    return False
+    else:
+        return False
+    for item in items:
+        kind = type(item)
+        if kind is str or kind is int or kind is bool or item is None:
+            continue
+        if kind is float:
+            if not math.isfinite(item):
+                return False
+            continue
+        if not _is_plain(item):
+            return False
+    return True
 
 
 _canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
@@ -124,13 +134,26 @@ def canonical_json(value: Any) -> bytes:
     return plain_json_text(value if _is_plain(value) else _plain(value)).encode("utf-8")
 
 
+#: ``(whole seconds since the epoch, "YYYY-MM-DDTHH:MM:SS")`` of the last time
+#: formatted: one tuple, swapped whole, so threads never see half of it.
+_second: tuple[int, str] = (-1, "")
+
+
 def format_time(value: datetime) -> str:
-    """RFC 3339 UTC with milliseconds: ``2026-11-29T11:53:37.123Z``."""
-    # isoformat: "2026-11-29T11:53:37.123+00:00", four-digit year, about half the
-    # time of strftime; the first 23 characters and a "Z".
+    """RFC 3339 UTC with milliseconds: ``2026-11-29T11:53:37.123Z``. The date and
+    time of day are formatted once per second (``isoformat``: four-digit years)."""
+    global _second
     if value.tzinfo is not timezone.utc:
         value = value.astimezone(timezone.utc)
-    return value.isoformat(timespec="milliseconds")[:23] + "Z"
+    whole = value.timestamp() - value.microsecond / 1e6
+    seconds = round(whole)
+    if seconds < 0:                  # before 1970: no cache
+        return value.isoformat(timespec="milliseconds")[:23] + "Z"
+    cached, text = _second
+    if cached != seconds:
+        text = value.isoformat(timespec="seconds")[:19]
+        _second = (seconds, text)
+    return f"{text}.{value.microsecond // 1000:03d}Z"
 
 
 def parse_time(text: str) -> datetime:
@@ -142,7 +165,8 @@ def _ms(value: datetime) -> datetime:
         value = value.replace(tzinfo=timezone.utc)
     elif value.tzinfo is not timezone.utc:
         value = value.astimezone(timezone.utc)
-    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+    extra = value.microsecond % 1000
+    return value - timedelta(microseconds=extra) if extra else value
 
 
 # --------------------------------------------------------------------------- redaction

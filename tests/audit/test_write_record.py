@@ -123,3 +123,31 @@ def test_a_record_round_trips_through_json():
     record = build_record(outcome, input)
     again = AuditRecord.from_json(record.to_json())
     assert again == record
+
+
+def test_record_times_are_rfc3339_utc_milliseconds_for_any_instant():
+    """format_time formats a second's date and time once and reuses it: the text is
+    still exactly isoformat's, before and after 1970, in any zone, second after
+    second, and _ms truncates (never rounds) to the millisecond."""
+    import random
+    from datetime import timedelta
+
+    from pdp.audit.record import _ms, format_time
+
+    def reference(value):
+        return value.astimezone(timezone.utc).isoformat(timespec="milliseconds")[:23] + "Z"
+
+    rng = random.Random(5)
+    start = datetime(1, 1, 1, tzinfo=timezone.utc)
+    values = [start + timedelta(microseconds=rng.randrange(315537897599999999))
+              for _ in range(20000)]
+    t = datetime(2026, 11, 29, 23, 59, 58, 999999, tzinfo=timezone.utc)
+    values += [t + timedelta(microseconds=250 * i) for i in range(20000)]
+    values += [datetime(1969, 12, 31, 23, 59, 59, 999500, tzinfo=timezone.utc),
+               datetime(1970, 1, 1, tzinfo=timezone.utc),
+               datetime(2026, 3, 29, 3, 0, 0, 1000, tzinfo=timezone(timedelta(hours=2)))]
+    for value in values:
+        assert format_time(value) == reference(value), value
+        truncated = _ms(value)
+        assert truncated.tzinfo is timezone.utc
+        assert truncated == value.replace(microsecond=value.microsecond // 1000 * 1000)
