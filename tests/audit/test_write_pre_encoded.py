@@ -210,3 +210,18 @@ def test_the_body_put_together_from_parts_is_the_canonical_body():
         for name in chain.JSON_COLUMNS:
             if name != "details":
                 assert encoded.values[name] == canonical_json(row[name]).decode("utf-8")
+
+
+def test_the_sqlite_time_text_is_what_sqlalchemy_stores():
+    """On SQLite the writer binds ``time`` as text it makes itself (faster than the
+    column type's processor); it is the processor's text for every instant."""
+    from sqlalchemy.dialects import sqlite
+
+    dialect = sqlite.dialect()
+    column_type = DecisionLogRow.__table__.c.time.type
+    process = column_type.dialect_impl(dialect).bind_processor(dialect)
+    assert chain._time_processor(dialect) is chain._sqlite_time_text
+    rng = random.Random(3)
+    for _ in range(20000):
+        value = T0 + timedelta(microseconds=rng.randrange(-6 * 10 ** 16, 2 * 10 ** 17))
+        assert chain._sqlite_time_text(value) == process(value), value
