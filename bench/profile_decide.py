@@ -16,7 +16,9 @@ each line; ``--callers NAME`` restricts it to who calls ``NAME``.
 repeatable to within 0.7 % whatever the load on the machine, so it shows changes
 of a few per cent that the CPU timings (±20 % here) hide. Each line runs in a
 child ``valgrind --tool=callgrind --instr-atstart=no`` process that builds the
-app, makes ``--warmup`` (50; at least 2.5 s of) uncounted requests, turns instrumentation on with
+app, makes ``--warmup`` (50; at least 2.5 s of) uncounted requests, then as many
+as it counts (so that the decision log's statements for a batch of that size are
+compiled before counting), turns instrumentation on with
 ``callgrind_control -i on <pid>``, makes ``--requests`` (300) requests (the
 decision log's ``flush()`` included; fresh tokens in ``distinct``), turns it
 off, and exits; the table gives callgrind's total Ir (all threads) divided by
@@ -203,6 +205,10 @@ def callgrind_child(spec_path: Path) -> int:
     statuses = [call(app, env)[0] for env in warm]
     while time.monotonic() - started < WARMUP_SECONDS:
         statuses.append(call(app, environ(path, bodies[0], key))[0])
+    flush()
+    # as many records as the counted region writes, in one batch: the statements for
+    # that batch size (compiled once per size, then cached) are compiled here
+    statuses += [call(app, environ(path, bodies[0], key))[0] for _ in range(n)]
     flush()
     gc.collect()                              # every run counts from empty young generations
     callgrind_toggle("on")
