@@ -175,3 +175,39 @@ def test_behind_trusted_proxies_every_request_logs_the_clients_address(
         assert [line["remote_addr"] for line in lines] == [logged, logged]
     finally:
         services(app).active.stop()
+
+
+def test_the_request_line_is_the_same_whether_or_not_a_log_record_is_made(monkeypatch, capsys):
+    """When pdp's stdout handler is the only one a request line would reach (as
+    under ``pdp serve``), the line is written without building a ``LogRecord``;
+    it is byte for byte the line the logging module writes, at every level, with
+    absent fields left out and any text in the path."""
+    root = logging.getLogger()
+    ours = [h for h in root.handlers if type(h) is pdp_logging._StdoutHandler]
+    assert len(ours) == 1
+    assert pdp_logging._sole_handler(logging.INFO) is None     # pytest's capture is there too
+    monkeypatch.setattr(root, "handlers", ours)
+    assert pdp_logging._sole_handler(logging.INFO) is ours[0]
+    monkeypatch.setattr(pdp_logging.time, "time", lambda: 1764417600.1235)
+    cases = [
+        dict(request_id="r-1", method="POST", path="/v1/decide", route="/v1/decide",
+             status=200, duration_ms=1.25, caller="svc", remote_addr="127.0.0.1"),
+        dict(request_id="r-2", method="GET", path="/v1/é/\u2028\"x\"", route=None, status=503,
+             duration_ms=None, caller=None, remote_addr=None),
+        dict(request_id="r-3", method="DELETE", path="/v1/keys/k", route="/v1/keys/<name>",
+             status=404, duration_ms=0.0, caller="admin", remote_addr="::1"),
+    ]
+    for case in cases:
+        pdp_logging.log_request(**case)
+        fast = capsys.readouterr().out
+        with monkeypatch.context() as m:
+            m.setattr(pdp_logging, "_sole_handler", lambda level: None)
+            pdp_logging.log_request(**case)
+        slow = capsys.readouterr().out
+        assert fast == slow and fast.count("\n") == 1, case
+        assert json.loads(fast)["request_id"] == case["request_id"]
+    ours[0].addFilter(logging.Filter("other"))          # anything added: the logging module
+    try:
+        assert pdp_logging._sole_handler(logging.INFO) is None
+    finally:
+        ours[0].filters.pop()
