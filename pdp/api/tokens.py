@@ -946,7 +946,8 @@ class TokenVerifier:
             raise _invalid(f"the token is larger than {self._max_token_bytes} bytes")
         if not token:
             raise _invalid("the token is empty")
-        digest = hashlib.sha256(token.encode()).digest()
+        raw = token.encode()
+        digest = hashlib.sha256(raw).digest()
         hit = self._verified.get(digest)
         if hit is not None:
             # This very token passed every check below before: its header (alg, kid)
@@ -955,7 +956,7 @@ class TokenVerifier:
             if any(key is used for key in self._select(kid, alg)):
                 self._check_claims(claims)
                 return dict(claims)
-        if not token.isascii() or token.count(".") != 2 or not _B64URL.issuperset(token.encode()):
+        if not token.isascii() or token.count(".") != 2 or not _B64URL.issuperset(raw):
             raise _invalid("the token is not a compact JWS (three base64url parts)")
 
         header = _read_header(token)
