@@ -133,7 +133,7 @@ class ActivePolicies:
     # ------------------------------------------------------------------ refreshing
 
     def catch_up(self, min_age: float = CATCH_UP_MIN_AGE) -> None:
-        """Refresh now, unless the snapshot is younger than ``min_age`` seconds.
+        """Refresh now, unless this was tried less than ``min_age`` seconds ago.
 
         For a miss: a set activated on another replica or by the CLI a moment ago
         must not be answered "no active version" until the next poll. Rate-limited,
@@ -142,8 +142,11 @@ class ActivePolicies:
         the snapshot it has.
         """
         now = time.monotonic()
-        last = max(self.last_refresh or 0.0, self._caught_up_at)
-        if last and now - last < min_age:
+        # Limited by its own attempts only: the watcher's last poll says nothing
+        # about a set activated since (with a poll every 0.2 s, a limit that counted
+        # polls never let a miss look, and a set activated a moment ago elsewhere
+        # was refused until the next poll).
+        if self._caught_up_at and now - self._caught_up_at < min_age:
             return
         self._caught_up_at = now                 # also after a failed attempt
         try:

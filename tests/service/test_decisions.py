@@ -235,7 +235,22 @@ def test_a_set_activated_elsewhere_is_served_at_once_not_after_the_next_poll(sto
     active.refresh()
     policy_service.publish(store, {"p.policy": POLICIES}, published_by="tests")
     policy_service.activate(store, 1, activated_by="tests")
-    time.sleep(0.25)                         # older than the catch-up rate limit
+    out = svc.decide(caller(), request)
+    assert (out.decision, out.policy_version) == ("allow", 1)
+
+
+def test_a_watcher_that_just_polled_does_not_keep_a_miss_from_looking(store):
+    """The watcher polls every 0.2 s (``PDP_POLL_INTERVAL``); a set activated since
+    its last poll is served by the next request, not refused until the next poll
+    (seen as a rare 503 ``no_active_version`` through a 2-worker gunicorn)."""
+    active = ActivePolicies(store, poll_interval=0.2, listen=False)
+    svc = DecisionService(active, set_exists=lambda name: policy_set_exists(store, name))
+    request = DecisionInput(Subject(claims={"sub": "alice"}), "read", "document", "d",
+                            resource_attributes={"owner": "alice"})
+    policy_service.publish(store, {"p.policy": POLICIES}, published_by="tests")
+    active.refresh()                                         # a poll: nothing active
+    policy_service.activate(store, 1, activated_by="tests")
+    assert time.monotonic() - active.last_refresh < 0.2      # younger than a poll
     out = svc.decide(caller(), request)
     assert (out.decision, out.policy_version) == ("allow", 1)
 
