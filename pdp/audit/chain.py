@@ -43,7 +43,8 @@ from sqlalchemy.orm import Session
 
 from pdp.audit.record import (
     JSON_KEYS,
-    RECORD_KEYS,
+    MEMBER_RUNS,
+    ROW_KEYS,
     AuditRecord,
     EncodedRecord,
     canonical_json,
@@ -128,29 +129,23 @@ def _lock_head(session: Session, db: Database) -> AuditChainHeadRow:
 def _decision_row(record: EncodedRecord, seq: int, prev_hash: str, hash_: str) -> dict:
     """The row of ``record`` at ``seq``, for the Core ``INSERT`` (JSON columns as
     :class:`~pdp.store.models.JSONText`: stored as they are)."""
-    row = dict(record.values)
+    row = record.columns()
     for name in JSON_KEYS:
         row[name] = JSONText(row[name])
-    row.update(seq=seq, kind="decision", time=record.time, details=_NULL,
-               prev_hash=prev_hash, hash=hash_)
+    row.update(seq=seq, kind="decision", decision_id=record.decision_id, time=record.time,
+               details=_NULL, prev_hash=prev_hash, hash=hash_)
     return row
 
 
-def _body_text(record: EncodedRecord, seq: int) -> str:
-    """``canonical_json(row_body(row))`` of the row of ``record`` at ``seq``: the
-    record's canonical members with the row's own (``details``, ``kind``, ``seq``)
-    in their sorted places (checked against :data:`BODY_COLUMNS` below; tested)."""
-    p = record.parts
-    return ("{" + ",".join(p[:7]) + ',"details":null,' + p[7] + "," + p[8]
-            + ',"kind":"decision",' + ",".join(p[9:17]) + ',"seq":' + int.__repr__(seq)
-            + "," + p[17] + "," + p[18] + "}")
-
-
 def _check_body_layout() -> None:
-    names = list(RECORD_KEYS[:7]) + ["details"] + list(RECORD_KEYS[7:9]) + ["kind"] + \
-        list(RECORD_KEYS[9:17]) + ["seq"] + list(RECORD_KEYS[17:])
-    if names != sorted(BODY_COLUMNS):      # a column added to one list and not the other
-        raise AssertionError(f"_body_text does not match BODY_COLUMNS: {names}")
+    """:meth:`EncodedRecord.body` puts the row's own members (``details``, ``kind``,
+    ``seq``) between the record's runs of members: in sorted order, that is
+    :data:`BODY_COLUMNS` (a column added to one list and not the other fails here;
+    the bytes are tested)."""
+    runs = MEMBER_RUNS
+    names = [*runs[0], "details", *runs[1], "kind", *runs[2], "seq", *runs[3]]
+    if names != sorted(BODY_COLUMNS):
+        raise AssertionError(f"EncodedRecord.body does not match BODY_COLUMNS: {names}")
 
 
 _check_body_layout()
@@ -172,7 +167,7 @@ def _append_records(session: Session, db: Database, records: list[EncodedRecord]
     sha256 = hashlib.sha256
     for record in records:
         seq += 1
-        hash_ = sha256((prev + _body_text(record, seq)).encode("utf-8")).hexdigest()
+        hash_ = sha256(prev.encode("ascii") + record.body(seq)).hexdigest()
         chained.append((record, seq, prev, hash_))
         prev = hash_
         for policy_id in dict.fromkeys(record.policies):
@@ -236,13 +231,11 @@ def _insert_sqlite(session: Session, chained: list, policy_rows: list) -> None:
     bind_time = _time_processor(connection.dialect)
     flat: list = []
     extend = flat.extend
-    columns = _LOG_COLUMNS
     for record, seq, prev_hash, hash_ in chained:
-        row = record.values.copy()
-        row.update(seq=seq, kind="decision", time=bind_time(record.time), details="null",
-                   prev_hash=prev_hash, hash=hash_)
-        extend([row[name] for name in columns])
-    _insert_chunks(connection, _LOG_TABLE, flat, len(columns))
+        extend((seq, "decision", record.decision_id, bind_time(record)))
+        extend(record.row)
+        extend(("null", prev_hash, hash_))
+    _insert_chunks(connection, _LOG_TABLE, flat, len(_LOG_COLUMNS))
     if policy_rows:
         flat = []
         for item in policy_rows:
@@ -250,29 +243,41 @@ def _insert_sqlite(session: Session, chained: list, policy_rows: list) -> None:
         _insert_chunks(connection, _POLICY_TABLE, flat, 2)
 
 
-def _sqlite_time_text(value: datetime) -> str:
-    """The text SQLAlchemy's SQLite ``DATETIME`` stores for the aware UTC ``value``
-    (``2026-11-29 11:53:37.123000``), from :func:`format_time`'s (whose date and
-    time of day are formatted once a second)."""
-    text = format_time(value)
-    return f"{text[:10]} {text[11:19]}.{value.microsecond:06d}"
+def _check_row_layout() -> None:
+    """:func:`_insert_sqlite` binds a record's values in the table's column order."""
+    expected = ("seq", "kind", "decision_id", "time", *ROW_KEYS, "details", "prev_hash", "hash")
+    if _LOG_COLUMNS != expected:
+        raise AssertionError(f"decision_log's columns are not {expected}: {_LOG_COLUMNS}")
+
+
+_check_row_layout()
+
+
+def _sqlite_time_text(time_text: str) -> str:
+    """The text SQLAlchemy's SQLite ``DATETIME`` stores for a record's time, from
+    its RFC 3339 text (``2026-11-29T11:53:37.123Z`` → ``2026-11-29 11:53:37.123000``;
+    milliseconds, so the last three digits are zeros)."""
+    return f"{time_text[:10]} {time_text[11:23]}000"
 
 
 @functools.lru_cache(maxsize=8)
 def _time_processor(dialect: Dialect):
-    """How ``decision_log.time`` is bound on ``dialect``: the column type's own
-    processor (the UTC decorator's, then ``DATETIME``'s), or on SQLite the same text
-    made faster (:func:`_sqlite_time_text`) when it agrees with that processor."""
+    """How a record's ``decision_log.time`` is bound on ``dialect``: the column
+    type's own processor (the UTC decorator's, then ``DATETIME``'s) applied to
+    ``record.time``, or on SQLite the same text made from the record's time text
+    (:func:`_sqlite_time_text`) when it agrees with that processor."""
     type_ = _LOG_TABLE.c.time.type
     process = type_.dialect_impl(dialect).bind_processor(dialect)
     if process is None:
-        return lambda value: value
+        return lambda record: record.time
     samples = [datetime(2026, 11, 29, 11, 53, 37, 123000, tzinfo=timezone.utc),
                datetime(1999, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
-               datetime(2026, 6, 30, 23, 59, 59, 999000, tzinfo=timezone.utc)]
-    if dialect.name == "sqlite" and all(process(v) == _sqlite_time_text(v) for v in samples):
-        return _sqlite_time_text
-    return process
+               datetime(2026, 6, 30, 23, 59, 59, 999000, tzinfo=timezone.utc),
+               datetime(12, 3, 4, 5, 6, 7, 8000, tzinfo=timezone.utc)]
+    if dialect.name == "sqlite" and all(process(v) == _sqlite_time_text(format_time(v))
+                                        for v in samples):
+        return lambda record: _sqlite_time_text(record.time_text)
+    return lambda record: process(record.time)
 
 
 def _chain(session: Session, db: Database, rows: list[dict],

@@ -28,15 +28,18 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
+import orjson
+
 #: The value that replaces a redacted claim.
 REDACTED = "[redacted]"
 
-__all__ = ["JSON_KEYS", "REDACTED", "RECORD_KEYS", "AuditRecord", "EncodedRecord", "build_record",
+__all__ = ["JSON_KEYS", "REDACTED", "RECORD_KEYS", "REPLACEMENT", "ROW_KEYS", "AuditRecord", "EncodedRecord", "build_record",
            "canonical_json", "encode_record", "format_time", "parse_time", "plain_json_text",
            "redact_claims"]
 
@@ -61,38 +64,62 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def _is_plain(value: Any) -> bool:
-    """Whether ``value`` is already what :func:`_plain` makes of it: ``dict`` with
-    ``str`` keys, ``list``, ``str``, ``int``, ``bool``, ``None``, finite ``float``
-    (exact types, so that nothing is converted). Such a value is encoded as is,
-    without the copy :func:`_plain` makes — the common case: the decision log's
-    values come from JSON. (Scalars in containers are checked in the loop, not by
-    a call per item: this runs for every decision.)"""
+#: What :func:`_plainness` finds: not plain JSON (convert it with :func:`_plain`
+#: first); plain, and orjson writes it byte for byte as the ``json`` module does
+#: (the fast path); plain, but with a float orjson writes in another form.
+NOT_PLAIN, EXACT, PLAIN = 0, 1, 2
+
+#: orjson writes a finite float as ``float.__repr__`` does (the shortest text that
+#: reads back as it: ``0.1``, ``1e+16``, ``-0.0``) except below this magnitude
+#: (``1e-05`` is ``0.00001`` there). Tested on a million random floats and the
+#: edges, so that an orjson release that changes this fails the tests rather than
+#: the chain's verification.
+_EXACT_FLOAT_MIN = 1e-4
+
+
+def _plainness(value: Any) -> int:
+    """:data:`NOT_PLAIN`, :data:`EXACT` or :data:`PLAIN` (see there). Plain means what
+    :func:`_plain` makes of a value: ``dict`` with ``str`` keys, ``list``, ``str``,
+    ``int``, ``bool``, ``None``, finite ``float`` (exact types, so that nothing is
+    converted) — the common case: the decision log's values come from JSON. Such a
+    value is encoded as it is, without the copy :func:`_plain` makes. (Scalars in
+    containers are checked in the loop, not by a call per item: this runs for every
+    decision.)"""
     kind = type(value)
     if kind is dict:
         for key in value:
             if type(key) is not str:
-                return False
+                return NOT_PLAIN
         items = value.values()
     elif kind is list:
         items = value
     elif kind is str or kind is int or kind is bool or value is None:
-        return True
+        return EXACT
     elif kind is float:
-        return math.isfinite(value)
+        return _float_plainness(value)
     else:
-        return False
+        return NOT_PLAIN
+    found = EXACT
     for item in items:
         kind = type(item)
         if kind is str or kind is int or kind is bool or item is None:
             continue
-        if kind is float:
-            if not math.isfinite(item):
-                return False
-            continue
-        if not _is_plain(item):
-            return False
-    return True
+        inner = _float_plainness(item) if kind is float else _plainness(item)
+        if inner == NOT_PLAIN:
+            return NOT_PLAIN
+        if inner == PLAIN:
+            found = PLAIN
+    return found
+
+
+def _float_plainness(value: float) -> int:
+    if not math.isfinite(value):
+        return NOT_PLAIN
+    return EXACT if value == 0.0 or abs(value) >= _EXACT_FLOAT_MIN else PLAIN
+
+
+def _is_plain(value: Any) -> bool:
+    return _plainness(value) != NOT_PLAIN
 
 
 _canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
@@ -129,9 +156,31 @@ def plain_json_text(value: Any) -> str:
     return "".join(_c_canonical(value, 0))
 
 
+_orjson_dumps = orjson.dumps
+_SORT_KEYS = orjson.OPT_SORT_KEYS
+
+
+def _dump(value: Any, exact: bool) -> bytes:
+    """The canonical JSON of a plain ``value``: by orjson when ``exact`` (``value``
+    is :data:`EXACT`), about five times faster than the ``json`` module and the
+    same bytes; by the ``json`` module otherwise, and where orjson refuses (an
+    integer beyond 64 bits, nesting deeper than 254, a lone surrogate — which
+    cannot be UTF-8 either way: ``UnicodeEncodeError``)."""
+    if exact:
+        try:
+            return _orjson_dumps(value, option=_SORT_KEYS)
+        except TypeError:
+            pass
+    return plain_json_text(value).encode("utf-8")
+
+
 def canonical_json(value: Any) -> bytes:
     """Sorted keys, compact separators, UTF-8 (not ASCII-escaped), no NaN."""
-    return plain_json_text(value if _is_plain(value) else _plain(value)).encode("utf-8")
+    plainness = _plainness(value)
+    if plainness == NOT_PLAIN:
+        value = _plain(value)
+        plainness = _plainness(value)
+    return _dump(value, plainness == EXACT)
 
 
 #: ``(whole seconds since the epoch, "YYYY-MM-DDTHH:MM:SS")`` of the last time
@@ -332,35 +381,75 @@ RECORD_KEYS = ("action", "action_attributes", "caller", "claims", "context", "de
 JSON_KEYS = frozenset(("action_attributes", "claims", "context", "errors", "policies",
                        "reasons", "redacted", "resource_attributes"))
 
-_encode_string = json.encoder.encode_basestring
+#: The record's columns of ``decision_log`` other than ``decision_id`` and ``time``,
+#: in the table's column order (:attr:`EncodedRecord.row`; checked against the table
+#: by :mod:`pdp.audit.chain`).
+ROW_KEYS = ("caller", "policy_set", "policy_version", "subject", "action", "resource_type",
+            "resource_id", "decision", "claims", "redacted", "action_attributes",
+            "resource_attributes", "context", "policies", "reasons", "errors", "evaluation_us")
 
-#: ``(key, '"key":', JSON column?)`` of :data:`RECORD_KEYS`, in order.
-_LAYOUT = tuple((key, f'"{key}":', key in JSON_KEYS) for key in RECORD_KEYS)
+#: :data:`RECORD_KEYS` in the four runs that the row's own members of the hashed body
+#: (``details``, ``kind``, ``seq``) fall between, in sorted order.
+MEMBER_RUNS = (RECORD_KEYS[:7], RECORD_KEYS[7:9], RECORD_KEYS[9:17], RECORD_KEYS[17:])
+
+#: The record's text columns (SQL text, not JSON). PostgreSQL text cannot hold NUL.
+TEXT_KEYS = ("action", "caller", "decision_id", "policy_set", "resource_id",
+             "resource_type", "subject")
+
+#: Recorded in place of a character that cannot be stored: NUL in a text column, a
+#: lone surrogate anywhere (not a Unicode character, not UTF-8).
+REPLACEMENT = "\ufffd"
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_layout() -> None:
+    if sorted(ROW_KEYS + ("decision_id", "time")) != sorted(RECORD_KEYS):
+        raise AssertionError("ROW_KEYS does not match RECORD_KEYS")
+    if sum(MEMBER_RUNS, ()) != RECORD_KEYS or list(RECORD_KEYS) != sorted(RECORD_KEYS):
+        raise AssertionError("MEMBER_RUNS do not match RECORD_KEYS")
+
+
+_check_layout()
 
 
 class EncodedRecord(NamedTuple):
-    """A record as the decision log's writer stores it, encoded once.
+    """A record as the decision log's writer stores it, encoded once, by the thread
+    that answered the decision (what it holds are bytes and text: nothing that a
+    later change to the decision's values could alter).
 
-    ``values`` maps each of :data:`RECORD_KEYS` but ``time`` to the column's value:
-    text, numbers and ``None`` as they are, the JSON columns as their canonical JSON
-    text (``"null"`` for none). ``parts`` are the record's canonical JSON members
-    (``'"key":value'``) in :data:`RECORD_KEYS` order: the record's canonical JSON
-    (:meth:`to_json`, the spill file's payload) is ``{`` + their join + ``}``, and
-    the chain's hashed body is made of them and the row's position
-    (:func:`pdp.audit.chain.append`), so nothing is encoded twice. Built by
+    ``members`` are the record's canonical JSON members (``"key":value``, joined by
+    commas, no braces) in the four runs of :data:`MEMBER_RUNS`: the record's
+    canonical JSON (:meth:`to_json`, the spill file's payload) is ``{`` + their join
+    + ``}``, and the chain's hashed body (:meth:`body`) is the same with the row's
+    own members between them, so nothing is encoded twice. ``row`` holds the values
+    of :data:`ROW_KEYS` as stored: text, numbers and ``None`` as they are, the JSON
+    columns as their canonical JSON text (``"null"`` for none). Built by
     :func:`encode_record` (the service's records) or :meth:`from_record`; the bytes
     are exactly :meth:`AuditRecord.to_json`'s."""
 
     decision_id: str
-    #: UTC, millisecond precision.
+    #: UTC, millisecond precision; ``time_text`` is its RFC 3339 text as recorded.
     time: datetime
-    values: dict
-    parts: tuple
+    time_text: str
+    members: tuple
+    row: tuple
     #: The determining policies' ids, in order, as recorded.
     policies: tuple
 
     def to_json(self) -> bytes:
-        return ("{" + ",".join(self.parts) + "}").encode("utf-8")
+        return b"{" + b",".join(self.members) + b"}"
+
+    def body(self, seq: int) -> bytes:
+        """The canonical JSON of the row at position ``seq`` without its hashes
+        (:func:`pdp.audit.chain.row_body`), which the chain hashes."""
+        m = self.members
+        return b'{%b,"details":null,%b,"kind":"decision",%b,"seq":%d,%b}' % (
+            m[0], m[1], m[2], seq, m[3])
+
+    def columns(self) -> dict:
+        """``{column: stored value}`` of :data:`ROW_KEYS`."""
+        return dict(zip(ROW_KEYS, self.row))
 
     def to_record(self) -> AuditRecord:
         return AuditRecord.from_json(self.to_json())
@@ -370,31 +459,73 @@ class EncodedRecord(NamedTuple):
         return _encoded(record.to_dict(), record.time)
 
 
+def _storable(data: dict) -> dict:
+    """``data`` with what cannot be stored replaced by U+FFFD: NUL in the text
+    columns, lone surrogates anywhere (keys too). A copy where anything changes."""
+    out = dict(data)
+    for key in TEXT_KEYS:
+        value = out[key]
+        if type(value) is str and "\x00" in value:
+            out[key] = value.replace("\x00", REPLACEMENT)
+    return _without_lone_surrogates(out)
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    if type(value) is str:
+        return _LONE_SURROGATE.sub(REPLACEMENT, value)
+    if type(value) is dict:
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v)
+                for k, v in value.items()}
+    if type(value) is list:
+        return [_without_lone_surrogates(v) for v in value]
+    return value
+
+
 def _encoded(data: dict, time: datetime) -> EncodedRecord:
-    """``data``: the plain values of :data:`RECORD_KEYS` (``time`` as text)."""
-    encode_string = _encode_string
-    encode = _c_canonical
-    parts = []
-    append = parts.append
-    values = {}
-    for key, member, is_json in _LAYOUT:
+    """``data``: the values of :data:`RECORD_KEYS` (``time`` as text)."""
+    plainness = _plainness(data)
+    if plainness == NOT_PLAIN:
+        data = _plain(data)
+        plainness = _plainness(data)
+    for key in TEXT_KEYS:
         value = data[key]
-        kind = type(value)
-        if kind is str:
-            text = encode_string(value)
-        elif kind is int:
-            text = int.__repr__(value)
-        elif value is None:
-            text = "null"
-        elif encode is not None:
-            text = "".join(encode(value, 0))
-        else:
-            text = plain_json_text(value)
-        append(member + text)
-        values[key] = text if is_json else value
-    del values["time"]
-    return EncodedRecord(values["decision_id"], time, values, tuple(parts),
-                         tuple(data["policies"] or ()))
+        if type(value) is str and "\x00" in value:
+            data = _storable(data)
+            break
+    try:
+        return _encode_plain(data, time, plainness == EXACT)
+    except UnicodeEncodeError:         # a lone surrogate (from a token's claims, say)
+        return _encode_plain(_storable(data), time, plainness == EXACT)
+
+
+def _encode_plain(d: dict, time: datetime, exact: bool) -> EncodedRecord:
+    """:func:`_encoded` for plain, storable ``d`` (the runs spelled out: this runs
+    for every decision; tested against :func:`canonical_json`)."""
+    dump = _dump
+    members = (
+        dump({"action": d["action"], "action_attributes": d["action_attributes"],
+              "caller": d["caller"], "claims": d["claims"], "context": d["context"],
+              "decision": d["decision"], "decision_id": d["decision_id"]}, exact)[1:-1],
+        dump({"errors": d["errors"], "evaluation_us": d["evaluation_us"]}, exact)[1:-1],
+        dump({"policies": d["policies"], "policy_set": d["policy_set"],
+              "policy_version": d["policy_version"], "reasons": d["reasons"],
+              "redacted": d["redacted"], "resource_attributes": d["resource_attributes"],
+              "resource_id": d["resource_id"], "resource_type": d["resource_type"]},
+             exact)[1:-1],
+        dump({"subject": d["subject"], "time": d["time"]}, exact)[1:-1])
+    redacted, action_attributes = d["redacted"], d["action_attributes"]
+    resource_attributes = d["resource_attributes"]   # None: "null", without a call
+    row = (d["caller"], d["policy_set"], d["policy_version"], d["subject"], d["action"],
+           d["resource_type"], d["resource_id"], d["decision"],
+           dump(d["claims"], exact).decode(),
+           dump(redacted, exact).decode(),
+           "null" if action_attributes is None else dump(action_attributes, exact).decode(),
+           "null" if resource_attributes is None else dump(resource_attributes, exact).decode(),
+           dump(d["context"], exact).decode(), dump(d["policies"], exact).decode(),
+           dump(d["reasons"], exact).decode(), dump(d["errors"], exact).decode(),
+           d["evaluation_us"])
+    return EncodedRecord(d["decision_id"], time, d["time"], members, row,
+                         tuple(d["policies"] or ()))
 
 
 def encode_record(outcome: Any, input: Any, *, redact: Iterable[str] = ()) -> EncodedRecord:
@@ -418,6 +549,4 @@ def encode_record(outcome: Any, input: Any, *, redact: Iterable[str] = ()) -> En
         "redacted": redacted, "resource_attributes": input.resource_attributes or None,
         "resource_id": input.resource_id, "resource_type": input.resource_type,
         "subject": _subject_id(claims), "time": format_time(time)}
-    if not _is_plain(data):
-        data = _plain(data)
     return _encoded(data, time)

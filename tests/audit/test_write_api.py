@@ -4,6 +4,7 @@ in durable mode a decision that cannot be recorded is a 503, never an allow."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import sqlalchemy as sa
@@ -13,6 +14,7 @@ from pdp.audit import chain
 from pdp.audit.writer import AuditWriter
 from pdp.config import Settings
 from pdp.service import keys
+from pdp.store.models import DecisionLogRow
 from tests.api.conftest import DOCS, OPTIONS, Api
 from tests.audit.test_write_writer import FlakyDb
 
@@ -148,3 +150,35 @@ def test_the_writer_reports_to_metrics(store, running):
                  "pdp_audit_write_failures_total"):
         assert name in values, name
     assert values["pdp_audit_written_records_total"] >= 1
+
+
+@pytest.mark.parametrize("mode", ["async", "durable"])
+def test_characters_a_store_cannot_hold_never_cost_a_record(store, running, mode):
+    """A NUL in a text field (PostgreSQL text cannot hold it) and a lone surrogate
+    escape (``"\\ud800"``: not a character, not UTF-8) are valid JSON that any caller
+    can send. They are recorded as U+FFFD; the decision is answered as usual; no
+    record of the batch is lost, and the log keeps being written (before, one such
+    request made every later batch fail on PostgreSQL, and lost its batch on both)."""
+    app, api = running(audit_mode=mode)
+    raw = [('"d0"', '"a\\u0000b"'), ('"d1"', '"x\\ud800y"'), ('"alice"', '"al\\u0000ice"'),
+           ('"owner"', '"\\udfff"'), ('"10.0.0.1"', '"\\ud83d\\ude00 ok"')]
+    answered = []
+    for i, (plain, odd) in enumerate(raw + [("", "")] * 3):
+        body = json.dumps(_request(i)).replace(plain, odd) if plain else json.dumps(_request(i))
+        response = api.client.post("/v1/decide", data=body,
+                                   headers=api.headers({"Content-Type": "application/json"}))
+        assert response.status_code == 200, response.get_data()
+        answered.append(response.get_json()["decision_id"])
+    if mode == "async":
+        app.extensions[AUDIT_EXTENSION].flush()
+    with store.read() as session:
+        rows = {r.decision_id: r for r in session.scalars(sa.select(DecisionLogRow))}
+    assert sorted(rows) == sorted(answered)
+    first, second, third, fourth, fifth = (rows[i] for i in answered[:5])
+    assert first.resource_id == "a\ufffdb"
+    assert second.resource_id == "x\ufffdy"
+    assert third.subject == "al\ufffdice" and third.claims["sub"] == "al\x00ice"  # JSON holds NUL
+    assert "\ufffd" in fourth.resource_attributes
+    assert fifth.context["ip"] == "\U0001f600 ok"                     # a pair is a character
+    result = chain.verify(store)
+    assert result.ok and result.checked == len(answered), result
