@@ -258,6 +258,7 @@ def count_instructions(args) -> int:
         env, api_key, tokens = prepare(work, args.warmup + args.requests)
         env = {**env, **QUIET_TIMERS, "PYTHONHASHSEED": "0"}
         per_request: dict[tuple, float] = {}
+        per_thread: dict[tuple, tuple[float, float]] = {}
         for app_name, mode, audit in lines:
             name = "ceiling" if app_name == "ceiling" else f"pdp_{mode}_{audit}"
             spec = work / f"{name}.json"
@@ -267,22 +268,35 @@ def count_instructions(args) -> int:
                                         "requests": args.requests, "warmup": args.warmup}))
             out = work / f"callgrind.{name}.out"
             cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                   f"--separate-threads={'yes' if args.by_thread else 'no'}",
                    f"--callgrind-out-file={out}", sys.executable, str(HERE / "profile_decide.py"),
                    "--callgrind-child", str(spec)]
             started = time.monotonic()
             proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
             if proc.returncode != 0:
                 raise RuntimeError(f"{name}: exit {proc.returncode}\n{proc.stderr[-3000:]}")
-            per_request[(app_name, mode, audit)] = callgrind_total(out) / args.requests
+            if args.by_thread:     # out-01 is the main (request) thread; the rest others
+                parts = sorted(work.glob(f"{out.name}-*"))
+                totals = [callgrind_total(part) for part in parts]
+                per_request[(app_name, mode, audit)] = sum(totals) / args.requests
+                per_thread[(app_name, mode, audit)] = (totals[0] / args.requests,
+                                                       sum(totals[1:]) / args.requests)
+            else:
+                per_request[(app_name, mode, audit)] = callgrind_total(out) / args.requests
             print(f"  {name}: {time.monotonic() - started:.0f} s", file=sys.stderr)
         print(f"\nInstructions (callgrind Ir, all threads) per request, "
               f"{args.requests:,} counted after {args.warmup} warm-up")
         base = per_request.get(("ceiling", "-", "-"))
-        print("| app | JWT | audit | instructions/request (k) | ceiling / this |")
-        print("|---|---|---|--:|--:|")
+        threads = " request thread (k) | other threads (k) |" if args.by_thread else ""
+        print(f"| app | JWT | audit | instructions/request (k) | ceiling / this |{threads}")
+        print("|---|---|---|--:|--:|" + ("--:|--:|" if args.by_thread else ""))
         for (app_name, mode, audit), ir in per_request.items():
             ratio = f"{100 * base / ir:.1f} %" if base else "—"
-            print(f"| {app_name} | {mode} | {audit} | {ir / 1000:,.1f} | {ratio} |")
+            line = f"| {app_name} | {mode} | {audit} | {ir / 1000:,.1f} | {ratio} |"
+            if args.by_thread:
+                main_ir, other_ir = per_thread[(app_name, mode, audit)]
+                line += f" {main_ir / 1000:,.1f} | {other_ir / 1000:,.1f} |"
+            print(line)
         if args.keep:
             print(f"\nkept: {work}")
     finally:
@@ -309,6 +323,10 @@ def main(argv=None) -> int:
                    help="--instructions: uncounted requests before the counted ones")
     p.add_argument("--keep", action="store_true",
                    help="--instructions: keep the temporary directory (callgrind out files)")
+    p.add_argument("--by-thread", action="store_true",
+                   help="--instructions: also split each line into the request thread "
+                        "and the other threads (the decision log's writer, the policy "
+                        "watcher)")
     p.add_argument("--callgrind-child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.callgrind_child:
