@@ -10,6 +10,9 @@ refuses, before any schema sees the data:
 * ``NaN``, ``Infinity``, ``-Infinity`` or a number too large for a float
   (``1e999``) → 400 ``invalid_number``;
 * objects and arrays nested deeper than the limit → 400 ``too_deep``;
+* a lone surrogate escape in a string or key (``"\\ud800"``: half of a UTF-16 pair,
+  not a Unicode character; I-JSON, RFC 7493, forbids it) → 400 ``invalid_string``
+  (a pair, ``"\\ud83d\\ude00"``, is one character and is accepted);
 * anything but an object at the top → 400 ``not_an_object``.
 
 Fields are named as dotted paths with array indexes: ``files.docs.policy``,
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 from flask import request
 from werkzeug.exceptions import UnsupportedMediaType
@@ -28,6 +32,13 @@ from pdp.errors import RequestError
 
 #: Default deepest nesting of objects and arrays (the top-level object is depth 1).
 MAX_DEPTH = 32
+
+#: A ``\\u`` escape of a surrogate in the raw body: only then can a string hold a
+#: lone one (UTF-8 cannot encode surrogates), so only then are strings searched.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+#: A surrogate left in a decoded string is a lone one (a pair decodes to one
+#: character).
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class _RepeatedKeys(dict):
@@ -116,6 +127,8 @@ def parse_object(raw: bytes, *, max_depth: int = MAX_DEPTH) -> dict:
                            code="invalid_json") from None
     if seen or raw.count(b"{") + raw.count(b"[") > max_depth:
         _check(value, max_depth)
+    if _SURROGATE_ESCAPE.search(raw):
+        _check_strings(value)
     if not isinstance(value, dict):
         raise RequestError(f"the request body must be a JSON object, not {_kind(value)}",
                            code="not_an_object")
@@ -164,6 +177,28 @@ def _check(value: object, max_depth: int) -> None:
         for key, child in items:
             if isinstance(child, (dict, list, _NonFinite)):
                 stack.append((child, field_path(path, key), depth + 1))
+
+
+def _check_strings(value: object) -> None:
+    """No lone surrogate in any string or key (depth is already checked)."""
+    stack: list[tuple[object, str]] = [(value, "")]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, str):
+            if _LONE_SURROGATE.search(node):
+                raise RequestError("a string holds a lone surrogate escape (\\ud800-\\udfff "
+                                   "without its pair): not a Unicode character",
+                                   field=path or None, code="invalid_string")
+            continue
+        if isinstance(node, dict):
+            for key, child in node.items():
+                if _LONE_SURROGATE.search(key):
+                    raise RequestError("a key holds a lone surrogate escape (\\ud800-\\udfff "
+                                       "without its pair): not a Unicode character",
+                                       field=path or None, code="invalid_string")
+                stack.append((child, field_path(path, key)))
+        elif isinstance(node, list):
+            stack.extend((child, field_path(path, i)) for i, child in enumerate(node))
 
 
 def _too_deep(path: str, max_depth: int) -> RequestError:

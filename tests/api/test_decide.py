@@ -365,12 +365,26 @@ def test_bad_bodies_are_400_naming_the_field(decider, payload, field):
     (b'{"context": {"n": 1e999}}', "invalid_number", "context.n"),
     (b'{"context": ' + b'{"a": ' * 40 + b"1" + b"}" * 40 + b"}", "too_deep", None),
     (b"\xff\xfe", "invalid_json", None),
+    (b'{"subject": {"claims": {"sub": "alice"}}, "action": "read", '
+     b'"resource": {"type": "document", "id": "x\\ud800"}}', "invalid_string", "resource.id"),
+    (b'{"subject": {"claims": {"sub": "alice"}}, "action": "read", "resource": '
+     b'{"type": "document", "id": "1", "attributes": {"tags": ["a", "\\uDFFF"]}}}',
+     "invalid_string", "resource.attributes.tags[1]"),
+    (b'{"context": {"\\ud83d": 1}}', "invalid_string", "context"),
 ])
 def test_unreadable_bodies_are_400(decider, raw, code, field):
     error = refused(decider.post("/v1/decide", data=raw, content_type="application/json"),
                     400, code)
     if field is not None:
         assert error["field"] == field
+
+
+def test_a_surrogate_pair_is_one_character_and_is_decided_on(decider):
+    raw = json.dumps(body(resource={"type": "document", "id": "\U0001f600",
+                                    "attributes": {"owner": "alice"}}))
+    assert "\\ud83d\\ude00" in raw
+    response = decider.post("/v1/decide", data=raw, content_type="application/json")
+    assert response.status_code == 200, response.get_json()
 
 
 def test_a_body_that_is_not_json_typed_is_415_and_a_big_one_413(decider):

@@ -19,10 +19,11 @@ from tests.api.conftest import DOCS, OPTIONS, Api
 from tests.audit.test_write_writer import FlakyDb
 
 
-def _app(store, tmp_path, **settings):
+def _app(store, tmp_path, verifier=None, **settings):
     base = Settings(database_url=store.url.render_as_string(hide_password=False),
                     audit_spill_dir=str(tmp_path / "spill"))
-    return create_app(dataclasses.replace(base, **settings), store=store, options=OPTIONS)
+    return create_app(dataclasses.replace(base, **settings), store=store, options=OPTIONS,
+                      verifier=verifier)
 
 
 def _keys(store):
@@ -154,31 +155,45 @@ def test_the_writer_reports_to_metrics(store, running):
 
 @pytest.mark.parametrize("mode", ["async", "durable"])
 def test_characters_a_store_cannot_hold_never_cost_a_record(store, running, mode):
-    """A NUL in a text field (PostgreSQL text cannot hold it) and a lone surrogate
-    escape (``"\\ud800"``: not a character, not UTF-8) are valid JSON that any caller
-    can send. They are recorded as U+FFFD; the decision is answered as usual; no
-    record of the batch is lost, and the log keeps being written (before, one such
-    request made every later batch fail on PostgreSQL, and lost its batch on both)."""
-    app, api = running(audit_mode=mode)
-    raw = [('"d0"', '"a\\u0000b"'), ('"d1"', '"x\\ud800y"'), ('"alice"', '"al\\u0000ice"'),
-           ('"owner"', '"\\udfff"'), ('"10.0.0.1"', '"\\ud83d\\ude00 ok"')]
+    """A NUL in a text field (PostgreSQL text cannot hold it) is valid JSON that any
+    caller can send; a lone surrogate (not a character, not UTF-8) is refused in a
+    request body (400 ``invalid_string``) but can come in a signed token's claims.
+    Both are recorded as U+FFFD; the decision is answered as usual; no record of
+    the batch is lost, and the log keeps being written (before, such a request made
+    every later batch fail on PostgreSQL, and lost its batch on both)."""
+    import jwt
+
+    from pdp.api.tokens import TokenVerifier
+
+    secret = "a-test-hmac-secret-of-at-least-32-bytes"
+    app, api = running(audit_mode=mode, verifier=TokenVerifier(hs_secret=secret))
+    token = jwt.encode({"sub": "bob\ud800", "nick": "\udfff", "exp": 4102444800},
+                       secret, algorithm="HS256")
+    with_token = {**_request(3), "subject": {"token": token}}
+    bodies = [json.dumps(_request(0)).replace('"d0"', '"a\\u0000b"'),
+              json.dumps(_request(1)).replace('"alice"', '"al\\u0000ice"'),
+              json.dumps(with_token),
+              json.dumps(_request(4)).replace('"10.0.0.1"', '"\\ud83d\\ude00 ok"')]
+    bodies += [json.dumps(_request(i)) for i in range(5, 8)]
     answered = []
-    for i, (plain, odd) in enumerate(raw + [("", "")] * 3):
-        body = json.dumps(_request(i)).replace(plain, odd) if plain else json.dumps(_request(i))
-        response = api.client.post("/v1/decide", data=body,
+    for raw in bodies:
+        response = api.client.post("/v1/decide", data=raw,
                                    headers=api.headers({"Content-Type": "application/json"}))
         assert response.status_code == 200, response.get_data()
         answered.append(response.get_json()["decision_id"])
+    refused = api.client.post("/v1/decide", data=json.dumps(_request(9)).replace(
+        '"d9"', '"x\\ud800"'), headers=api.headers({"Content-Type": "application/json"}))
+    assert refused.status_code == 400
+    assert refused.get_json()["error"]["code"] == "invalid_string"
     if mode == "async":
         app.extensions[AUDIT_EXTENSION].flush()
     with store.read() as session:
         rows = {r.decision_id: r for r in session.scalars(sa.select(DecisionLogRow))}
     assert sorted(rows) == sorted(answered)
-    first, second, third, fourth, fifth = (rows[i] for i in answered[:5])
+    first, second, third, fourth = (rows[i] for i in answered[:4])
     assert first.resource_id == "a\ufffdb"
-    assert second.resource_id == "x\ufffdy"
-    assert third.subject == "al\ufffdice" and third.claims["sub"] == "al\x00ice"  # JSON holds NUL
-    assert "\ufffd" in fourth.resource_attributes
-    assert fifth.context["ip"] == "\U0001f600 ok"                     # a pair is a character
+    assert second.subject == "al\ufffdice" and second.claims["sub"] == "al\x00ice"  # JSON: NUL
+    assert third.subject == "bob\ufffd" and third.claims["nick"] == "\ufffd"
+    assert fourth.context["ip"] == "\U0001f600 ok"                    # a pair is a character
     result = chain.verify(store)
     assert result.ok and result.checked == len(answered), result
