@@ -39,9 +39,9 @@ import orjson
 #: The value that replaces a redacted claim.
 REDACTED = "[redacted]"
 
-__all__ = ["JSON_KEYS", "REDACTED", "RECORD_KEYS", "REPLACEMENT", "ROW_KEYS", "AuditRecord", "EncodedRecord", "build_record",
-           "canonical_json", "encode_record", "format_time", "parse_time", "plain_json_text",
-           "redact_claims"]
+__all__ = ["JSON_KEYS", "REDACTED", "RECORD_KEYS", "REPLACEMENT", "ROW_KEYS", "AuditRecord",
+           "EncodedRecord", "build_record", "canonical_json", "encode_record", "format_time",
+           "parse_time", "plain_json_text", "redact_claims"]
 
 
 # --------------------------------------------------------------------------- JSON
