@@ -190,6 +190,25 @@ def group_cpu_seconds(pgid: int) -> dict[int, float]:
     return out
 
 
+def group_thread_cpu_seconds(pgid: int) -> dict[tuple[int, int], float]:
+    """User + system CPU seconds of each thread (``(pid, tid)``) of the live
+    processes of process group ``pgid``."""
+    out: dict[tuple[int, int], float] = {}
+    for pid in group_cpu_seconds(pgid):
+        try:
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                stat = (task / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()
+            out[(pid, int(task.name))] = (int(fields[11]) + int(fields[12])) / _TICKS
+    return out
+
+
 def stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -423,6 +442,10 @@ class Row:
     errors: int
     cpu_us: float | None = None      # server CPU time (all its processes) per request
     cpu_split: str = ""              # each process's share of that CPU time, in %
+    #: CPU per request of the server's threads other than each process's main
+    #: thread (pdp: the decision log's writer, the policy watcher; gthread: the
+    #: request threads too)
+    other_threads_cpu_us: float | None = None
     ratio: float | None = None
     note: str = ""
 
@@ -432,9 +455,13 @@ def measure(target: Target, bodies: Path, lua: Path, args, pgid: int) -> Row:
         run_wrk(target.url, target.headers, bodies, lua, threads=args.wrk_threads,
                 connections=args.connections, duration=args.warmup)
     cpu_before = group_cpu_seconds(pgid)
+    threads_before = group_thread_cpu_seconds(pgid)
     res = run_wrk(target.url, target.headers, bodies, lua, threads=args.wrk_threads,
                   connections=args.connections, duration=args.duration)
     cpu_after = group_cpu_seconds(pgid)
+    threads_after = group_thread_cpu_seconds(pgid)
+    other = sum(used - threads_before.get(key, 0.0) for key, used in threads_after.items()
+                if key[0] != key[1])
     used = {pid: cpu_after[pid] - cpu_before.get(pid, 0.0) for pid in cpu_after}
     cpu = sum(used.values())
     # How the work was shared between processes (gunicorn: the workers; keep-alive
@@ -448,7 +475,8 @@ def measure(target: Target, bodies: Path, lua: Path, args, pgid: int) -> Row:
                p50_ms=res["latency_us"]["p50"] / 1000, p99_ms=res["latency_us"]["p99"] / 1000,
                requests=res["requests"], errors=errors,
                cpu_us=cpu * 1e6 / res["requests"] if res["requests"] else None,
-               cpu_split=split)
+               cpu_split=split,
+               other_threads_cpu_us=other * 1e6 / res["requests"] if res["requests"] else None)
 
 
 # --------------------------------------------------------------------------- checks
@@ -594,7 +622,8 @@ def main(argv=None) -> int:
             runs.setdefault((row.server, row.config, row.jwt, row.audit), []).append(row)
             log(f"  {row.jwt}: {fmt_int(row.rps)} req/s, p50 {row.p50_ms:.2f} ms, "
                 f"p99 {row.p99_ms:.2f} ms, {fmt_int(row.cpu_us or 0)} CPU µs/req "
-                f"(split {row.cpu_split or '-'})")
+                f"(split {row.cpu_split or '-'}; other threads "
+                f"{fmt_int(row.other_threads_cpu_us or 0)} µs/req)")
 
         for round_no in range(1, args.rounds + 1):
             if args.rounds > 1:
