@@ -289,3 +289,27 @@ def test_flush_writes_at_once_even_with_a_flush_interval_longer_than_the_clock_h
         writer.submit(rec(i))
     assert writer.flush(5)
     assert len(ids(store)) == 3
+
+
+def test_a_writer_used_before_a_fork_starts_afresh_in_the_child(store, make_writer):
+    """The child of a fork (gunicorn with a preloaded app) gets its own queue and
+    thread: the parent's queued records are the parent's to write."""
+    import os
+
+    writer = make_writer(store, flush_interval=3600, batch_size=100_000)
+    writer.submit(rec(0))
+    parent_thread = writer._thread
+    pid = os.fork()
+    if pid == 0:                                  # the child: report through the exit code
+        try:
+            fresh = writer.queue_depth == 0 or writer._pid != os.getpid()
+            writer._ensure_started()
+            ok = (fresh and writer._pid == os.getpid() and writer._thread is not parent_thread
+                  and writer._thread.is_alive() and writer.queue_depth == 0)
+        except BaseException:
+            ok = False
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert writer._thread is parent_thread and writer.queue_depth == 1
+    assert writer.flush(5) and len(ids(store)) == 1
