@@ -537,6 +537,14 @@ def parse_module(text: str, file: str) -> tuple[ast.Module, list[Diagnostic]]:
     lines = text.split("\n")
     diags: list[Diagnostic] = []
     work = text
+    if "\x00" in text:         # not text a store can hold (PostgreSQL refuses it)
+        for number, line in enumerate(lines, 1):
+            column = line.find("\x00")
+            if column >= 0:
+                diags.append(Diagnostic("syntax_error", "a NUL character (U+0000) is not "
+                                        "allowed in a policy file", file, number, column + 1,
+                                        line))
+        work = text.replace("\x00", " ")
     items, comments = [], []
     with _lock:
         for _ in range(len(_BLOCK_START.findall(text)) + 3):

@@ -56,6 +56,19 @@ def test_a_set_that_does_not_compile_is_refused_whole_with_every_located_error(a
     assert api.get("/v1/policy-sets/default/versions").status_code == 404   # nothing stored
 
 
+def test_a_nul_character_is_a_located_error_on_every_store(api):
+    """PostgreSQL text cannot hold NUL: such a file was a 503 there and stored on
+    SQLite. It is a syntax error of the file, everywhere, before the store."""
+    r = api.publish({"docs.policy": DOCS + "\n# a comment \x00 with a NUL\n"})
+    assert r.status_code == 422
+    (diag,) = r.get_json()["error"]["diagnostics"]
+    line = len(DOCS.split("\n")) + 1
+    assert (diag["file"], diag["line"], diag["column"], diag["code"]) == (
+        "docs.policy", line, 13, "syntax_error")
+    assert "NUL" in diag["message"]
+    assert api.get("/v1/policy-sets/default/versions").status_code == 404   # nothing stored
+
+
 def test_bad_reference_data_is_a_located_publish_error(api):
     r = api.publish({"docs.policy": DOCS, "data/users.json": "{not json"})
     assert r.status_code == 422
