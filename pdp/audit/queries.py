@@ -98,6 +98,14 @@ class DecisionFilter:
             if value is not None and value.tzinfo is None:
                 raise RequestError(f"{name}: a time needs a UTC offset",
                                    field=name.removeprefix("time_"), code="invalid_field")
+        for name in ("subject", "caller", "action", "resource_type", "resource_id",
+                     "policy_id", "policy_set"):
+            value = getattr(self, name)
+            if isinstance(value, str) and "\x00" in value:
+                # the log never holds one (recorded as U+FFFD), and PostgreSQL
+                # refuses it as a parameter
+                raise RequestError(f"{name}: a NUL character is never in the log",
+                                   field=name, code="invalid_field")
 
     def where(self) -> list[sa.ColumnElement[bool]]:
         log, policies = _tables()
@@ -242,6 +250,8 @@ def iter_decisions(db: Database, filter: DecisionFilter | None = None, *,
 
 
 def get_decision(db: Database, decision_id: str) -> dict[str, Any]:
+    if "\x00" in decision_id:          # never a decision id (and refused by PostgreSQL)
+        raise DecisionNotFound(f"no decision {decision_id!r} in the decision log")
     log, _ = _tables()
     with db.read() as session:
         row = session.execute(_select().where(log.c.decision_id == decision_id,

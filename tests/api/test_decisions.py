@@ -237,3 +237,22 @@ def test_a_store_failure_before_the_export_starts_is_a_503(auditor, records, mon
         body = _check(spec, path.split("?")[0], "get", response)
         assert body["error"]["code"] == "store_unavailable"
         assert "connection refused" not in body["error"]["message"]
+
+
+@pytest.mark.parametrize("path, field", [
+    ("/v1/decisions?subject=a%00b", "subject"), ("/v1/decisions?resource_id=%00", "resource_id"),
+    ("/v1/decisions?policy_id=p%00", "policy_id"),
+    ("/v1/decisions/export?format=csv&caller=x%00", "caller"),
+    ("/v1/decisions/stats?subject=%00", "subject")])
+def test_a_nul_in_a_filter_is_a_400_on_every_store(auditor, records, path, field):
+    """The log never holds NUL (it records U+FFFD), and PostgreSQL refuses it as a
+    parameter: it was a 503 ``store_unavailable`` there, an empty page on SQLite."""
+    r = auditor.get(path)
+    assert r.status_code == 400
+    assert (r.get_json()["error"]["code"], r.get_json()["error"]["field"]) == (
+        "invalid_field", field)
+
+
+def test_a_decision_id_with_a_nul_is_not_found(auditor, records):
+    r = auditor.get("/v1/decisions/d%00x")
+    assert r.status_code == 404 and r.get_json()["error"]["code"] == "decision_not_found"
