@@ -49,7 +49,13 @@ from pdp.api.errors import Forbidden
 from pdp.api.json import read_object
 from pdp.api.schemas import Strict, load
 from pdp.errors import PdpError, RequestError
-from pdp.service.decisions import DEFAULT_SET, DecisionInput, DecisionOutcome, Subject
+from pdp.service.decisions import (
+    DEFAULT_SET,
+    DecisionInput,
+    DecisionOutcome,
+    Subject,
+    check_lengths,
+)
 from pdp.store.policies import validate_set_name
 
 bp = Blueprint("authzen", __name__)
@@ -162,6 +168,9 @@ def evaluations():
                                    "evaluations)", field=name, code="missing_field")
         return answer(_decide(_input(body, policy_set))), 200, NO_STORE
     inputs = [_input(_merge(body, item, i), policy_set) for i, item in enumerate(items)]
+    for i, decision_input in enumerate(inputs):     # every item, before deciding any
+        check_lengths(decision_input.action, decision_input.resource_type,
+                      decision_input.resource_id, f"evaluations[{i}].")
     semantic = (body.get("options") or {}).get("evaluations_semantic", EXECUTE_ALL)
     answers = []
     for decision_input in inputs:

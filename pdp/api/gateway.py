@@ -21,8 +21,9 @@ The decision is made by :class:`~pdp.service.decisions.DecisionService` (so it i
 recorded) with ``resource.type = "http"``, ``resource.id`` = the path,
 ``resource.attributes = {path, method, host, query}`` and ``action.name`` = the
 method. The path is percent-decoded (it is what the upstream will see); a path with
-``.`` or ``..`` segments, control characters or bytes that are not UTF-8 is refused
-without a decision, as is a target that is not a path.
+``.`` or ``..`` segments, control characters or bytes that are not UTF-8, or longer
+than 1,024 characters once decoded, is refused without a decision, as is a target
+that is not a path.
 
 Answers (no body is needed; errors still carry the one JSON error shape):
 
@@ -53,6 +54,7 @@ from werkzeug.routing import PathConverter
 from pdp.api import errors
 from pdp.api.context import services
 from pdp.api.errors import Forbidden, Unauthenticated
+from pdp.audit.record import TEXT_LIMITS
 from pdp.errors import PdpError
 from pdp.service.decisions import DEFAULT_SET, DecisionInput, DecisionOutcome, Subject
 from pdp.store.policies import validate_set_name
@@ -75,6 +77,9 @@ METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 _METHOD = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}")
 #: Longest request target (path and query) pdp decides on.
 MAX_TARGET = 8192
+#: Longest percent-decoded path: it is the decision's resource id, which the decision
+#: log indexes (longer ones could not be recorded).
+MAX_PATH = TEXT_LIMITS["resource_id"]
 #: A ``sub`` that may be passed on in a header: printable ASCII.
 _HEADER_VALUE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,1022}[\x21-\x7e])?")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -184,6 +189,9 @@ def _split_target(target: str) -> tuple[str, str]:
         raise Malformed("the request path has control characters once percent-decoded")
     if any(segment in (".", "..") for segment in path.split("/")):
         raise Malformed("the request path has '.' or '..' segments")
+    if len(path) > MAX_PATH:
+        raise Malformed(f"the request path is longer than {MAX_PATH} characters once "
+                        "percent-decoded (the decision log's longest resource id)")
     if not query.isascii():
         raise Malformed("the query string is not ASCII")
     return path, query

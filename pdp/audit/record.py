@@ -39,9 +39,9 @@ import orjson
 #: The value that replaces a redacted claim.
 REDACTED = "[redacted]"
 
-__all__ = ["JSON_KEYS", "REDACTED", "RECORD_KEYS", "REPLACEMENT", "ROW_KEYS", "AuditRecord",
-           "EncodedRecord", "build_record", "canonical_json", "encode_record", "format_time",
-           "parse_time", "plain_json_text", "redact_claims"]
+__all__ = ["JSON_KEYS", "REDACTED", "RECORD_KEYS", "REPLACEMENT", "ROW_KEYS", "TEXT_LIMITS",
+           "AuditRecord", "EncodedRecord", "build_record", "canonical_json", "encode_record",
+           "format_time", "parse_time", "plain_json_text", "redact_claims"]
 
 
 # --------------------------------------------------------------------------- JSON
@@ -396,6 +396,13 @@ MEMBER_RUNS = (RECORD_KEYS[:7], RECORD_KEYS[7:9], RECORD_KEYS[9:17], RECORD_KEYS
 TEXT_KEYS = ("action", "caller", "decision_id", "policy_set", "resource_id",
              "resource_type", "subject")
 
+#: The most characters each text column holds (the store's column lengths, tested;
+#: PostgreSQL refuses a longer value). The decision service refuses longer actions,
+#: resource types and ids; anything longer that reaches a record all the same is
+#: cut, ending in "…" (as ``subject`` is: a ``sub`` claim has no length limit).
+TEXT_LIMITS = {"action": 256, "caller": 128, "decision_id": 64, "policy_set": 128,
+               "resource_id": 1024, "resource_type": 256, "subject": 512}
+
 #: Recorded in place of a character that cannot be stored: NUL in a text column, a
 #: lone surrogate anywhere (not a Unicode character, not UTF-8).
 REPLACEMENT = "\ufffd"
@@ -465,8 +472,13 @@ def _storable(data: dict) -> dict:
     out = dict(data)
     for key in TEXT_KEYS:
         value = out[key]
-        if type(value) is str and "\x00" in value:
-            out[key] = value.replace("\x00", REPLACEMENT)
+        if type(value) is str:
+            if "\x00" in value:
+                value = value.replace("\x00", REPLACEMENT)
+            limit = TEXT_LIMITS[key]
+            if len(value) > limit:
+                value = value[:limit - 1] + "…"
+            out[key] = value
     return _without_lone_surrogates(out)
 
 
@@ -489,7 +501,7 @@ def _encoded(data: dict, time: datetime) -> EncodedRecord:
         plainness = _plainness(data)
     for key in TEXT_KEYS:
         value = data[key]
-        if type(value) is str and "\x00" in value:
+        if type(value) is str and ("\x00" in value or len(value) > TEXT_LIMITS[key]):
             data = _storable(data)
             break
     try:

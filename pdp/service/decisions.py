@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
+from pdp.audit.record import TEXT_LIMITS
 from pdp.errors import Forbidden, NotFound, PdpError, RequestError, Unavailable
 from pdp.lang.values import Timestamp
 from pdp.store import policies as repo
@@ -257,6 +258,7 @@ class DecisionService:
     def decide(self, caller: Caller, request: DecisionInput) -> DecisionOutcome:
         """One decision (see the module docstring for the order of the checks)."""
         version, policies = self._admit(caller, request.subject, request.policy_set)
+        check_lengths(request.action, request.resource_type, request.resource_id)
         claims, token_error, verify_us = self._verify(request.subject)
         return self._decide_one(caller, request, version, policies, claims, token_error,
                                 verify_us)
@@ -270,6 +272,9 @@ class DecisionService:
         number of checks is the caller's (the API's) to enforce.
         """
         version, policies = self._admit(caller, subject, policy_set)
+        for i, check in enumerate(checks):      # the whole batch, before deciding any
+            check_lengths(check.action, check.resource_type, check.resource_id,
+                           f"checks[{i}].")
         claims, token_error, verify_us = self._verify(subject)
         outcomes = []
         for i, check in enumerate(checks):
@@ -388,6 +393,18 @@ def _source(subject: Subject) -> str:
     if subject.token is not None:
         return "token"
     return "anonymous" if subject.claims is None else "claims"
+
+
+def check_lengths(action: str, resource_type: str, resource_id: str, prefix: str = "") -> None:
+    """The decision log indexes these (:data:`~pdp.audit.record.TEXT_LIMITS`): a
+    longer one is refused (400 naming it), never answered and then unrecordable."""
+    for name, key, value in (("action", "action", action),
+                             ("resource.type", "resource_type", resource_type),
+                             ("resource.id", "resource_id", resource_id)):
+        limit = TEXT_LIMITS[key]
+        if len(value) > limit:
+            raise RequestError(f"{name}: at most {limit} characters ({len(value)} given)",
+                               field=prefix + name, code="invalid_field")
 
 
 def _without_token(request: DecisionInput) -> DecisionInput:

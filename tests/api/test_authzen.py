@@ -417,3 +417,16 @@ def test_a_public_url_pdp_cannot_use_is_refused_at_start(value):
     with pytest.raises(ConfigError, match="PDP_PUBLIC_URL"):
         Settings.from_env({"PDP_PUBLIC_URL": value})
     assert Settings.from_env({}).public_url is None
+
+
+def test_a_resource_id_longer_than_the_log_holds_is_a_400_never_a_500(pep, sink):
+    """The decision log indexes the resource id (PostgreSQL refuses a longer one):
+    refused with 400, and in ``evaluations`` before any item is decided."""
+    long_id = {"type": "todo", "id": "t" * 1025}
+    one = pep.post(EVAL, {**evaluation(), "resource": long_id})
+    assert one.status_code == 400, one.get_json()
+    assert check(EVAL, one)["error"]["code"] == "invalid_field"
+    many = pep.post(EVALS, {**evaluation(), "evaluations": [{}, {"resource": long_id}]})
+    assert many.status_code == 400, many.get_json()
+    assert many.get_json()["error"]["field"] == "evaluations[1].resource.id"
+    assert sink.ids == []

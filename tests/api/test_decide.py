@@ -428,6 +428,37 @@ def test_batch_with_a_bad_token_denies_every_check_and_verifies_once(decider, ve
     assert verifier.calls == 1
 
 
+@pytest.mark.parametrize("change, field", [
+    ({"resource": {"type": "document", "id": "x" * 1025}}, "resource.id"),
+    ({"resource": {"type": "t" * 257, "id": "d"}}, "resource.type"),
+    ({"action": "a" * 257}, "action"),
+])
+def test_names_longer_than_the_decision_log_holds_are_400(decider, change, field):
+    """The log indexes the action, resource type and id (PostgreSQL refuses longer
+    values): a decision it could not record is never answered."""
+    error = refused(decider.post("/v1/decide", {**body(), **change}), 400, "invalid_field")
+    assert error["field"] == field and "at most" in error["message"]
+
+
+def test_the_longest_names_the_log_holds_are_decided(decider):
+    decided(decider.post("/v1/decide", body(action="r" * 256, resource={
+        "type": "document", "id": "x" * 1024, "attributes": {"owner": "alice"}})))
+
+
+def test_a_batch_with_one_name_too_long_decides_none(decider, app, store):
+    import sqlalchemy as sa
+
+    checks = _checks(3)
+    checks[1]["resource"]["id"] = "x" * 1025
+    refused(decider.post("/v1/decide/batch", {"subject": {"token": hs_token()}, "checks": checks}),
+            400, "invalid_field", "checks[1].resource.id")
+    writer = app.extensions.get("pdp.audit")
+    if writer is not None:
+        writer.flush()
+    with store.read() as session:
+        assert session.execute(sa.text("SELECT count(*) FROM decision_log")).scalar() == 0
+
+
 def test_batch_limits_and_fields(decider, trusted):
     refused(decider.post("/v1/decide/batch", {"subject": {"token": hs_token()},
                                               "checks": _checks(MAX_CHECKS + 1)}),

@@ -246,6 +246,7 @@ def test_paths_are_decoded_not_normalised(gw, sink, path, expected):
     ({"X-Original-URI": "/public/%ff", "X-Original-Method": "GET"}, "/v1/authz/http"),
     ({"X-Original-URI": "/public/x#frag", "X-Original-Method": "GET"}, "/v1/authz/http"),
     ({"X-Original-URI": "/" + "a" * 9000, "X-Original-Method": "GET"}, "/v1/authz/http"),
+    ({"X-Original-URI": "/" + "a" * 1024, "X-Original-Method": "GET"}, "/v1/authz/http"),
     ({}, "/v1/authz/http/public/%2e%2e/admin"),
     ({}, "/v1/authz/http/public/./x"),
     ({}, "/v1/authz/http/public/%C0%AF"),

@@ -155,3 +155,27 @@ def test_an_encoded_record_is_the_built_record_encoded():
             assert encoded == EncodedRecord.from_record(built), changes
             assert encoded.to_record() == built, changes
             assert encoded.policies == tuple(built.policies)
+
+
+def test_text_limits_are_the_columns_lengths_and_longer_text_is_cut():
+    """What reaches a record longer than its column holds (PostgreSQL refuses it;
+    the service refuses such requests, a library caller might not) is cut to the
+    column's length, ending in "…", and hashed as stored."""
+    from pdp.audit.record import TEXT_LIMITS, encode_record
+    from pdp.store.models import DecisionLogRow
+
+    columns = DecisionLogRow.__table__.c
+    assert TEXT_LIMITS == {name: columns[name].type.length for name in TEXT_LIMITS}
+    outcome, input = _outcome_and_input(resource_id="x" * 5000, action="a" * 300)
+    stored = encode_record(outcome, input).columns()
+    assert stored["resource_id"] == "x" * 1023 + "…" and stored["action"] == "a" * 255 + "…"
+
+
+def test_a_record_with_over_long_text_is_stored_and_verifies_on_every_store(store):
+    from pdp.audit import chain
+    from pdp.audit.record import encode_record
+
+    outcome, input = _outcome_and_input(resource_id="x" * 5000, resource_type="t" * 300,
+                                        claims={"sub": "s" * 900})
+    assert chain.append(store, [encode_record(outcome, input)]).inserted == 1
+    assert chain.verify(store).ok
