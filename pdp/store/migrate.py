@@ -43,7 +43,24 @@ def alembic_config(database: Database | None = None) -> Config:
 
 
 def upgrade(database: Database, revision: str = "head") -> None:
+    _check_encoding(database)
     _run(database, command.upgrade, revision)
+
+
+def _check_encoding(database: Database) -> None:
+    """A PostgreSQL database must be UTF8: in another encoding (``LATIN1``, say) the
+    database refuses characters that requests carry, and a decision record it
+    refuses would stall the decision log."""
+    if not database.is_postgresql:
+        return
+    from pdp.store.db import StoreError, translate_errors
+
+    with translate_errors(), database.engine.connect() as conn:
+        encoding = conn.execute(text("SHOW server_encoding")).scalar_one()
+    if str(encoding).upper() not in ("UTF8", "UTF-8"):
+        raise StoreError(f"the database {database.url.database!r} is encoded {encoding}; pdp "
+                         "needs UTF8 (CREATE DATABASE … ENCODING 'UTF8' TEMPLATE template0)",
+                         code="store_encoding")
 
 
 def downgrade(database: Database, revision: str) -> None:

@@ -65,3 +65,27 @@ def test_migrated_schema_matches_the_models(store):
     with store.engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
+
+
+def test_a_postgresql_database_that_is_not_utf8_is_refused_before_migrating(postgres_server):
+    """In LATIN1 PostgreSQL refuses characters that requests carry (an emoji in a
+    resource id): a decision record it refused would stall the decision log."""
+    import secrets
+
+    import pytest
+
+    from pdp.store.db import StoreError
+
+    name = f"pdp_test_latin1_{secrets.token_hex(4)}"
+    with postgres_server.admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE \"{name}\" ENCODING 'LATIN1' TEMPLATE template0 "
+                             "LC_COLLATE 'C' LC_CTYPE 'C'")
+    db = Database(postgres_server.url(name).render_as_string(hide_password=False))
+    try:
+        with pytest.raises(StoreError) as refused:
+            db.upgrade()
+        assert refused.value.code == "store_encoding" and "LATIN1" in refused.value.message
+        assert db.current_revision() is None                       # nothing was created
+    finally:
+        db.dispose()
+        postgres_server.drop(name)
