@@ -10,6 +10,7 @@ around the decision sink: do not count them again elsewhere):
 * :func:`set_policy_version` — the version of a policy set this process serves
   (wired to :class:`~pdp.service.active.ActivePolicies` by ``create_app``);
 * :func:`set_audit_queue_depth`, :func:`count_spilled_records`,
+  :func:`count_quarantined_records`,
   :func:`count_written_records`, :func:`count_replayed_records`,
   :func:`count_audit_write_failures` — the decision log's writer
   (:class:`AuditMetrics` hands them to :class:`~pdp.audit.writer.AuditWriter`);
@@ -81,6 +82,10 @@ AUDIT_REPLAYED = Counter(
 AUDIT_WRITE_FAILURES = Counter(
     "pdp_audit_write_failures_total",
     "Decision records that could be neither written to the store nor spilled.")
+AUDIT_QUARANTINED = Counter(
+    "pdp_audit_quarantined_records_total",
+    "Decision records the store refused (a value it cannot hold), kept in the spill "
+    "directory's quarantine file instead of the decision log.")
 HTTP_REQUESTS = Counter(
     "pdp_http_requests_total", "HTTP requests answered, by method, route and status.",
     ["method", "route", "status"])
@@ -155,6 +160,10 @@ def count_audit_write_failures(count: int = 1) -> None:
     AUDIT_WRITE_FAILURES.inc(count)
 
 
+def count_quarantined_records(count: int = 1) -> None:
+    AUDIT_QUARANTINED.inc(count)
+
+
 class AuditMetrics:
     """The decision log writer's reports, into the metrics above."""
 
@@ -176,6 +185,10 @@ class AuditMetrics:
     def write_failed(self, count: int) -> None:
         if count:
             count_audit_write_failures(count)
+
+    def quarantined(self, count: int) -> None:
+        if count:
+            count_quarantined_records(count)
 
 
 class MeteredSink:

@@ -43,12 +43,13 @@ from __future__ import annotations
 
 import atexit
 import collections
+import json
 import logging
 import os
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,8 @@ log = logging.getLogger(__name__)
 
 MODES = ("async", "durable", "off")
 
-__all__ = ["MODES", "AuditUnavailable", "AuditWriter", "WriterMetrics", "replay_spill_dir"]
+__all__ = ["MODES", "AuditUnavailable", "AuditWriter", "WriterMetrics", "append_isolating",
+           "quarantine_record", "replay_spill_dir"]
 
 
 class AuditUnavailable(PdpError):
@@ -80,6 +82,7 @@ class WriterMetrics:
     def spilled(self, count: int) -> None: ...
     def replayed(self, count: int) -> None: ...
     def write_failed(self, count: int) -> None: ...
+    def quarantined(self, count: int) -> None: ...
 
 
 @dataclass(eq=False, slots=True)
@@ -331,13 +334,18 @@ class AuditWriter:
             return False
         try:
             for i in range(0, len(items), self.batch_size):
-                result = chain.append(self.db, items[i:i + self.batch_size])
-                self.metrics.written(result.inserted)
+                inserted = append_isolating(self.db, items[i:i + self.batch_size],
+                                            self._quarantine)
+                self.metrics.written(inserted)
         except Exception as exc:
             self._down(exc)
             return False
         self._up()
         return True
+
+    def _quarantine(self, record: AuditRecord | EncodedRecord, exc: BaseException) -> None:
+        quarantine_record(self.spill_dir, record, exc)
+        self.metrics.quarantined(1)
 
     def _to_spill(self, items: list[AuditRecord]) -> bool:
         try:
@@ -387,7 +395,8 @@ class AuditWriter:
         """Append the records of one spill file (ours or an orphan, locked by ``fd``),
         then remove it. ``False`` (file kept, fd kept open) when the database fails."""
         try:
-            inserted = replay_fd(self.db, fd, path, batch_size=self.batch_size)
+            inserted = replay_fd(self.db, fd, path, batch_size=self.batch_size,
+                                 quarantine=self._quarantine)
         except Exception as exc:
             self._down(exc)
             return False
@@ -396,7 +405,9 @@ class AuditWriter:
         return True
 
 
-def replay_fd(db: Database, fd: int, path: Path, *, batch_size: int = 500) -> int:
+def replay_fd(db: Database, fd: int, path: Path, *, batch_size: int = 500,
+              quarantine: Callable[[AuditRecord | EncodedRecord, BaseException], None]
+              | None = None) -> int:
     """Append every record of the spill file ``path`` (open and locked as ``fd``),
     in order, skipping those already in the log; then remove the file (renamed
     ``*.corrupt`` if a damaged frame was found) and close ``fd``. Returns the
@@ -411,9 +422,12 @@ def replay_fd(db: Database, fd: int, path: Path, *, batch_size: int = 500) -> in
         except (ValueError, KeyError, TypeError):
             corrupt = True
             break
+    if quarantine is None:
+        def quarantine(record, exc):
+            quarantine_record(path.parent, record, exc)
     inserted = 0
     for i in range(0, len(records), batch_size):
-        inserted += chain.append(db, records[i:i + batch_size]).inserted
+        inserted += append_isolating(db, records[i:i + batch_size], quarantine)
     if corrupt:
         log.error("spill file %s is damaged at byte %s: the %d records before were "
                   "replayed, it is kept as %s%s", path, result.corrupt_at, len(records),
@@ -423,6 +437,71 @@ def replay_fd(db: Database, fd: int, path: Path, *, batch_size: int = 500) -> in
                     path, result.torn_bytes)
     spill.release(path, fd, done=True, corrupt=corrupt)
     return inserted
+
+
+# --------------------------------------------------------------------------- refused records
+
+#: Records the database refused (see :func:`append_isolating`), one JSON line each:
+#: ``{"error": "...", "record": {...}}``, in the spill directory.
+QUARANTINE_PREFIX = "quarantine-"
+QUARANTINE_SUFFIX = ".jsonl"
+
+
+def append_isolating(db: Database, records: Sequence[AuditRecord | EncodedRecord],
+                     quarantine: Callable[[AuditRecord | EncodedRecord, BaseException], None]
+                     ) -> int:
+    """:func:`chain.append` ``records``; the number inserted. When the database
+    refuses a value of a record (SQLSTATE class 22, a data exception: not the
+    database being down), the batch is split until the refused records are alone:
+    the others are appended, in order, and each refused one is handed to
+    ``quarantine`` — so that one record the database cannot hold never stalls the
+    log (retried and spilled for ever). Any other error propagates."""
+    try:
+        return chain.append(db, records).inserted
+    except Exception as exc:
+        if not _refused_by_database(exc):
+            raise
+        if len(records) == 1:
+            quarantine(records[0], exc)
+            return 0
+        middle = len(records) // 2
+        return (append_isolating(db, records[:middle], quarantine)
+                + append_isolating(db, records[middle:], quarantine))
+
+
+def _refused_by_database(exc: BaseException) -> bool:
+    from sqlalchemy.exc import DataError
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, DataError):
+            return True
+        seen = seen.__cause__
+    return False
+
+
+def quarantine_record(directory: str | os.PathLike, record: AuditRecord | EncodedRecord,
+                      exc: BaseException) -> Path:
+    """Keep a record the database refused: appended (fsynced) to this process's
+    quarantine file in ``directory``, logged as an error with its decision id.
+    ``OSError`` when it cannot be written (the caller then keeps the batch)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{QUARANTINE_PREFIX}{os.getpid()}{QUARANTINE_SUFFIX}"
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    line = (b'{"error":' + json.dumps(reason).encode("utf-8") + b',"record":'
+            + record.to_json() + b"}\n")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        view = memoryview(line)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    log.error("the database refused decision record %s (%s); it is kept in %s, not in "
+              "the decision log", record.decision_id, reason, path)
+    return path
 
 
 def replay_spill_dir(db: Database, directory: str | os.PathLike, *,

@@ -148,7 +148,7 @@ def test_the_writer_reports_to_metrics(store, running):
     values = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
     for name in ("pdp_audit_queue_depth", "pdp_audit_written_records_total",
                  "pdp_audit_spilled_records_total", "pdp_audit_replayed_records_total",
-                 "pdp_audit_write_failures_total"):
+                 "pdp_audit_write_failures_total", "pdp_audit_quarantined_records_total"):
         assert name in values, name
     assert values["pdp_audit_written_records_total"] >= 1
 

@@ -4,6 +4,7 @@ durable mode refuses to let a decision through unrecorded."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 
@@ -313,3 +314,96 @@ def test_a_writer_used_before_a_fork_starts_afresh_in_the_child(store, make_writ
     assert os.waitstatus_to_exitcode(status) == 0
     assert writer._thread is parent_thread and writer.queue_depth == 1
     assert writer.flush(5) and len(ids(store)) == 1
+
+
+def refusing(monkeypatch, refused):
+    """``chain.append`` as a store that refuses (a data exception, as PostgreSQL
+    raises for a value it cannot hold) any batch holding one of ``refused``."""
+    from sqlalchemy.exc import DataError
+
+    from pdp.audit import writer as writer_module
+    from pdp.store.db import translate_errors
+
+    real = chain.append
+
+    def append(db, records):
+        if any(r.decision_id in refused for r in records):
+            with translate_errors():
+                raise DataError("INSERT", {}, Exception("value too long (test)"))
+        return real(db, records)
+    monkeypatch.setattr(writer_module.chain, "append", append)
+
+
+def test_a_record_the_store_refuses_is_quarantined_and_the_others_written(
+        store, make_writer, tmp_path, monkeypatch):
+    """A record the database refuses (not: the database is down) must not stall the
+    log: the batch is split until it is alone, the others are written in order, and
+    it is kept, whole, in the spill directory's quarantine file (and counted)."""
+    import json
+
+    from pdp.audit.record import EncodedRecord
+
+    records = [EncodedRecord.from_record(rec(i)) for i in range(9)]
+    bad = records[4].decision_id
+    refusing(monkeypatch, {bad})
+    metrics = Metrics()
+    metrics.counts["quarantined"] = 0
+    metrics.quarantined = lambda n: metrics.counts.__setitem__(
+        "quarantined", metrics.counts["quarantined"] + n)
+    writer = make_writer(store, metrics=metrics, batch_size=100)
+    for r in records:
+        writer.submit(r)
+    assert writer.flush(10)
+    assert ids(store) == [r.decision_id for r in records if r.decision_id != bad]
+    assert chain.verify(store).ok
+    (kept,) = (tmp_path / "spill").glob("quarantine-*.jsonl")
+    (line,) = kept.read_text().splitlines()
+    entry = json.loads(line)
+    assert entry["record"]["decision_id"] == bad and "value too long" in entry["error"]
+    assert metrics.counts["quarantined"] == 1 and metrics.counts["spilled"] == 0
+    assert list((tmp_path / "spill").glob("*.log")) == []          # nothing left to replay
+
+
+def test_a_refused_record_in_a_spill_file_does_not_stall_its_replay(store, make_writer,
+                                                                    tmp_path, monkeypatch):
+    """Spilled while the store was down, refused when it is back: the replay writes
+    the others and quarantines it, instead of failing on it for ever."""
+    from pdp.audit.record import EncodedRecord
+
+    records = [EncodedRecord.from_record(rec(i)) for i in range(6)]
+    db = FlakyDb(store)
+    db.down = True
+    writer = make_writer(db, batch_size=100)
+    for r in records:
+        writer.submit(r)
+    wait_for(lambda: list((tmp_path / "spill").glob("*.log")))     # spilled
+    refusing(monkeypatch, {records[2].decision_id})
+    db.down = False
+    assert writer.flush(10)
+    wait_for(lambda: len(ids(store)) == 5)
+    assert ids(store) == [r.decision_id for i, r in enumerate(records) if i != 2]
+    assert len(list((tmp_path / "spill").glob("quarantine-*.jsonl"))) == 1
+
+
+def test_a_value_postgresql_cannot_hold_is_recognised_as_refused(store, make_writer, tmp_path,
+                                                                 monkeypatch):
+    """For real: with the record layer's length limit lifted, a 2,000-character
+    resource id reaches the database. PostgreSQL refuses it (varchar(1024)) and the
+    writer quarantines it; SQLite stores it. Either way the others are written."""
+    from pdp.audit import record as record_module
+    from pdp.audit.record import EncodedRecord
+
+    monkeypatch.setitem(record_module.TEXT_LIMITS, "resource_id", 100_000)
+    records = [EncodedRecord.from_record(rec(i)) for i in range(3)]
+    records[1] = EncodedRecord.from_record(dataclasses.replace(rec(1), resource_id="x" * 2000))
+    writer = make_writer(store, batch_size=100)
+    for r in records:
+        writer.submit(r)
+    assert writer.flush(10)
+    quarantined = list((tmp_path / "spill").glob("quarantine-*.jsonl"))
+    if store.is_postgresql:
+        assert ids(store) == [records[0].decision_id, records[2].decision_id]
+        assert len(quarantined) == 1
+    else:
+        assert len(ids(store)) == 3 and quarantined == []
+    assert chain.verify(store).ok
