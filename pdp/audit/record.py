@@ -333,7 +333,7 @@ def _subject_id(claims: Mapping[str, Any]) -> str | None:
     if isinstance(sub, bool) or sub is None:
         return None
     if isinstance(sub, (str, int)):
-        return str(sub)[:512]
+        return str(sub)[:TEXT_LIMITS["subject"]]
     return None
 
 
@@ -392,16 +392,15 @@ ROW_KEYS = ("caller", "policy_set", "policy_version", "subject", "action", "reso
 #: (``details``, ``kind``, ``seq``) fall between, in sorted order.
 MEMBER_RUNS = (RECORD_KEYS[:7], RECORD_KEYS[7:9], RECORD_KEYS[9:17], RECORD_KEYS[17:])
 
-#: The record's text columns (SQL text, not JSON). PostgreSQL text cannot hold NUL.
-TEXT_KEYS = ("action", "caller", "decision_id", "policy_set", "resource_id",
-             "resource_type", "subject")
-
-#: The most characters each text column holds (the store's column lengths, tested;
-#: PostgreSQL refuses a longer value). The decision service refuses longer actions,
-#: resource types and ids; anything longer that reaches a record all the same is
-#: cut, ending in "…" (as ``subject`` is: a ``sub`` claim has no length limit).
+#: The record's text columns (SQL text, not JSON) and the most characters each
+#: holds (the store's column lengths, tested; PostgreSQL refuses a longer value, and
+#: NUL in any text). The decision service refuses longer actions, resource types
+#: and ids; anything longer that reaches a record all the same is cut, ending in
+#: "…". (``subject``, from a ``sub`` claim of any length, is cut without the mark,
+#: as it always was.)
 TEXT_LIMITS = {"action": 256, "caller": 128, "decision_id": 64, "policy_set": 128,
                "resource_id": 1024, "resource_type": 256, "subject": 512}
+TEXT_KEYS = tuple(TEXT_LIMITS)
 
 #: Recorded in place of a character that cannot be stored: NUL in a text column, a
 #: lone surrogate anywhere (not a Unicode character, not UTF-8).
@@ -467,8 +466,9 @@ class EncodedRecord(NamedTuple):
 
 
 def _storable(data: dict) -> dict:
-    """``data`` with what cannot be stored replaced by U+FFFD: NUL in the text
-    columns, lone surrogates anywhere (keys too). A copy where anything changes."""
+    """A copy of ``data`` that the store can hold: NUL in the text columns and lone
+    surrogates anywhere (keys too) replaced by U+FFFD, text longer than its column
+    cut (:data:`TEXT_LIMITS`)."""
     out = dict(data)
     for key in TEXT_KEYS:
         value = out[key]
