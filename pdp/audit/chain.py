@@ -39,6 +39,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, String, Table, any_, bindparam, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pdp.audit.record import (
@@ -306,19 +307,37 @@ def _chain(session: Session, db: Database, rows: list[dict],
     return AppendResult(inserted=len(rows), skipped=0, head_seq=seq, head_hash=prev)
 
 
-def append(db: Database, records: Sequence[AuditRecord | EncodedRecord]) -> AppendResult:
+def append(db: Database, records: Sequence[AuditRecord | EncodedRecord], *,
+           fresh: bool = False) -> AppendResult:
     """Append ``records`` in order, in one transaction; records whose decision id is
     already in the log (or earlier in ``records``) are skipped. Raises
-    :class:`~pdp.store.db.StoreError` when the database cannot be used."""
+    :class:`~pdp.store.db.StoreError` when the database cannot be used.
+
+    ``fresh``: the records are new decisions, most likely never appended (the
+    writer's queue): the query for ids already in the log is not made, and the
+    log's unique ``decision_id`` refuses a duplicate instead — the transaction then
+    rolls back and the append is made again with that query, so the result is
+    the same either way (a batch retried after a commit whose outcome was unknown
+    skips what did reach the log)."""
     unique: dict[str, AuditRecord | EncodedRecord] = {}
     for record in records:
         unique.setdefault(record.decision_id, record)
+    if fresh:
+        try:
+            return _append_unique(db, unique, len(records), check=False)
+        except IntegrityError:
+            pass                                # one was there already: check each
+    return _append_unique(db, unique, len(records), check=True)
+
+
+def _append_unique(db: Database, unique: dict[str, AuditRecord | EncodedRecord],
+                   given: int, *, check: bool) -> AppendResult:
     with db.write() as session:
         head_row = _lock_head(session, db)      # first: concurrent appends serialize here
-        present = _present(session, db, list(unique))
+        present = _present(session, db, list(unique)) if check else set()
         todo = [_as_encoded(r) for i, r in unique.items() if i not in present]
         result = _append_records(session, db, todo, head_row)
-    return AppendResult(inserted=result.inserted, skipped=len(records) - result.inserted,
+    return AppendResult(inserted=result.inserted, skipped=given - result.inserted,
                         head_seq=result.head_seq, head_hash=result.head_hash)
 
 

@@ -335,7 +335,7 @@ class AuditWriter:
         try:
             for i in range(0, len(items), self.batch_size):
                 inserted = append_isolating(self.db, items[i:i + self.batch_size],
-                                            self._quarantine)
+                                            self._quarantine, fresh=True)
                 self.metrics.written(inserted)
         except Exception as exc:
             self._down(exc)
@@ -448,16 +448,17 @@ QUARANTINE_SUFFIX = ".jsonl"
 
 
 def append_isolating(db: Database, records: Sequence[AuditRecord | EncodedRecord],
-                     quarantine: Callable[[AuditRecord | EncodedRecord, BaseException], None]
-                     ) -> int:
-    """:func:`chain.append` ``records``; the number inserted. When the database
-    refuses a value of a record (SQLSTATE class 22, a data exception: not the
-    database being down), the batch is split until the refused records are alone:
+                     quarantine: Callable[[AuditRecord | EncodedRecord, BaseException], None],
+                     *, fresh: bool = False) -> int:
+    """:func:`chain.append` ``records`` (``fresh`` as there); the number inserted.
+    When the database refuses a value of a record (SQLSTATE class 22, a data
+    exception: not the database being down), the batch is split until the refused
+    records are alone:
     the others are appended, in order, and each refused one is handed to
     ``quarantine`` — so that one record the database cannot hold never stalls the
     log (retried and spilled for ever). Any other error propagates."""
     try:
-        return chain.append(db, records).inserted
+        return chain.append(db, records, fresh=fresh).inserted
     except Exception as exc:
         if not _refused_by_database(exc):
             raise
@@ -465,8 +466,8 @@ def append_isolating(db: Database, records: Sequence[AuditRecord | EncodedRecord
             quarantine(records[0], exc)
             return 0
         middle = len(records) // 2
-        return (append_isolating(db, records[:middle], quarantine)
-                + append_isolating(db, records[middle:], quarantine))
+        return (append_isolating(db, records[:middle], quarantine, fresh=fresh)
+                + append_isolating(db, records[middle:], quarantine, fresh=fresh))
 
 
 def _refused_by_database(exc: BaseException) -> bool:

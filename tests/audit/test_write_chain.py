@@ -62,6 +62,42 @@ def test_a_decision_id_is_written_once(store):
     assert chain.verify(store).checked == 3
 
 
+def test_fresh_records_skip_the_lookup_and_still_write_a_decision_id_once(store):
+    """The writer's own records are appended without first asking which ids the log
+    holds; one that is there after all (a batch retried after a commit whose outcome
+    was unknown) is skipped all the same, and the chain stays whole."""
+    first = chain.append(store, [rec(1), rec(2)], fresh=True)
+    again = chain.append(store, [rec(2), rec(3), rec(3), rec(1), rec(4)], fresh=True)
+    assert (first.inserted, again.inserted, again.skipped) == (2, 2, 3)
+    with store.read() as session:
+        ids = session.execute(sa.text("SELECT decision_id FROM decision_log ORDER BY seq")
+                              ).scalars().all()
+    assert ids == ["dec-00001", "dec-00002", "dec-00003", "dec-00004"]
+    result = chain.verify(store)
+    assert result.ok and result.checked == 4 and result.head_seq == again.head_seq == 4
+
+
+def test_a_fresh_append_makes_no_lookup_query(store):
+    statements = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement)
+
+    sa.event.listen(store.engine, "before_cursor_execute", seen)
+    try:
+        chain.append(store, [rec(i) for i in range(1, 4)], fresh=True)
+        fresh = list(statements)
+        statements.clear()
+        chain.append(store, [rec(i) for i in range(4, 7)])
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", seen)
+    lookup = [s for s in statements if s.lstrip().upper().startswith("SELECT decision_log.decision_id".upper())]
+    assert lookup, statements                      # the checked append asks
+    assert not [s for s in fresh if s.lstrip().upper().startswith(
+        "SELECT decision_log.decision_id".upper())], fresh
+    assert chain.verify(store).checked == 6
+
+
 def test_concurrent_writers_leave_no_gap(store):
     errors = []
 

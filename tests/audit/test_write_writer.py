@@ -110,6 +110,24 @@ def test_async_records_are_written_in_batches(store, make_writer):
     assert chain.verify(store).ok
 
 
+def test_a_record_already_in_the_log_is_written_once(store, make_writer):
+    """The writer appends its records without first looking their ids up (they are
+    new decisions); one that reached the log already — a batch written again after
+    a commit whose outcome was unknown — is skipped, and the rest of its batch is
+    written in order."""
+    metrics = Metrics()
+    writer = make_writer(store, batch_size=100, metrics=metrics)
+    for i in range(3):
+        writer.submit(rec(i))
+    assert writer.flush(5)
+    for i in (1, 3, 2, 4):
+        writer.submit(rec(i))
+    assert writer.flush(5)
+    assert ids(store) == [rec(i).decision_id for i in (0, 1, 2, 3, 4)]
+    assert metrics.counts["written"] == 5 and metrics.counts["spilled"] == 0
+    assert chain.verify(store).ok
+
+
 def test_a_batch_never_exceeds_the_batch_size(store, make_writer):
     writer = make_writer(store, flush_interval=5.0, batch_size=10)
     for i in range(25):
@@ -326,11 +344,11 @@ def refusing(monkeypatch, refused):
 
     real = chain.append
 
-    def append(db, records):
+    def append(db, records, **options):
         if any(r.decision_id in refused for r in records):
             with translate_errors():
                 raise DataError("INSERT", {}, Exception("value too long (test)"))
-        return real(db, records)
+        return real(db, records, **options)
     monkeypatch.setattr(writer_module.chain, "append", append)
 
 
