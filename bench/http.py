@@ -16,9 +16,12 @@ JWT modes:
 * ``claims``   — no token: pdp gets ``subject.claims`` (a key with trusted claims),
                  Cerbos the principal in clear;
 * ``same``     — every request carries the same ES256 token;
-* ``distinct`` — every request carries a different ES256 token (``--tokens`` of
-                 them are minted beforehand and cycled; each wrk thread starts at
-                 another offset).
+* ``distinct`` — every request carries a different ES256 token: ``--tokens`` of
+                 them (150,000) are minted beforehand; the wrk threads of a run take
+                 them in turn from one position, and the measurement starts after
+                 the tokens its warm-up used, so that no token is sent twice to a
+                 server (whose cache of verified tokens would otherwise answer it);
+                 a line that had to reuse tokens says so in its note.
 
     .venv/bin/python bench/http.py                        # full run, ~5 minutes
     .venv/bin/python bench/http.py --quick                # smoke run, seconds
@@ -85,9 +88,15 @@ CONTEXT = {"ip": "10.1.2.3"}
 LUA = r"""
 -- bench/http.py: posts the bodies of a file (one JSON document a line), cycling;
 -- done() prints the summary and latency percentiles as one JSON line.
+-- Arguments: the file, the number of wrk threads, and the lines to send: from
+-- line `first` to before `last` (0-based; all of them by default). Each thread
+-- sends its own share of that range, in order, and starts again at its share's
+-- beginning only when it has sent all of it.
 local reqs = {}
 local n = 0
 local idx = 1
+local lo = 1
+local hi = 1
 local counter = 0
 
 function setup(thread)
@@ -105,13 +114,18 @@ function init(args)
   end
   f:close()
   local threads = tonumber(args[2]) or 1
-  idx = (math.floor(n * ((tid or 1) - 1) / threads) % n) + 1
+  local first = math.min(tonumber(args[3]) or 0, n - 1)
+  local last = math.max(math.min(tonumber(args[4]) or n, n), first + 1)
+  local k = (tid or 1) - 1
+  lo = first + math.floor((last - first) * k / threads) + 1
+  hi = math.max(first + math.floor((last - first) * (k + 1) / threads), lo)
+  idx = lo
 end
 
 function request()
   local r = reqs[idx]
   idx = idx + 1
-  if idx > n then idx = 1 end
+  if idx > hi then idx = lo end
   return r
 end
 
@@ -415,13 +429,18 @@ def find_cerbos(given: str | None) -> Path | None:
 # --------------------------------------------------------------------------- wrk
 
 def run_wrk(url: str, headers: dict[str, str], bodies: Path, lua: Path, *, threads: int,
-            connections: int, duration: float, timeout_s: int = 5) -> dict:
+            connections: int, duration: float, timeout_s: int = 5,
+            lines: tuple[int, int] | None = None) -> dict:
+    """One wrk run; the bodies sent are the file's lines ``lines`` (``[first,
+    last)``, 0-based; all by default), each wrk thread its own share in order."""
     cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(duration))}s",
            "--timeout", f"{timeout_s}s", "-s", str(lua),
            "-H", "Content-Type: application/json"]
     for name, value in headers.items():
         cmd += ["-H", f"{name}: {value}"]
     cmd += [url, "--", str(bodies), str(threads)]
+    if lines is not None:
+        cmd += [str(lines[0]), str(lines[1])]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
     for line in proc.stdout.splitlines():
         if line.startswith("WRK_JSON "):
@@ -451,13 +470,20 @@ class Row:
 
 
 def measure(target: Target, bodies: Path, lua: Path, args, pgid: int) -> Row:
+    # Distinct bodies (tokens) are never sent twice: the measurement gets the file's
+    # lines from 1 (line 0 is the one checked by hand) up to a split in proportion
+    # to the run's length, the warm-up those after it.
+    lines = count_lines(bodies)
+    split = 1 + round((lines - 1) * args.duration / (args.duration + max(args.warmup, 0)))
+    measured = (1, split) if lines > 2 else (0, lines)
     if args.warmup > 0:
         run_wrk(target.url, target.headers, bodies, lua, threads=args.wrk_threads,
-                connections=args.connections, duration=args.warmup)
+                connections=args.connections, duration=args.warmup,
+                lines=(split, lines) if lines > 2 and split < lines else (0, lines))
     cpu_before = group_cpu_seconds(pgid)
     threads_before = group_thread_cpu_seconds(pgid)
     res = run_wrk(target.url, target.headers, bodies, lua, threads=args.wrk_threads,
-                  connections=args.connections, duration=args.duration)
+                  connections=args.connections, duration=args.duration, lines=measured)
     cpu_after = group_cpu_seconds(pgid)
     threads_after = group_thread_cpu_seconds(pgid)
     other = sum(used - threads_before.get(key, 0.0) for key, used in threads_after.items()
@@ -476,7 +502,25 @@ def measure(target: Target, bodies: Path, lua: Path, args, pgid: int) -> Row:
                requests=res["requests"], errors=errors,
                cpu_us=cpu * 1e6 / res["requests"] if res["requests"] else None,
                cpu_split=split,
-               other_threads_cpu_us=other * 1e6 / res["requests"] if res["requests"] else None)
+               other_threads_cpu_us=other * 1e6 / res["requests"] if res["requests"] else None,
+               note=_reuse_note(lines, measured[1] - measured[0],
+                                res["requests"] + args.connections))
+
+
+def count_lines(path: Path) -> int:
+    with path.open("rb") as f:
+        return sum(1 for line in f if line.strip())
+
+
+def _reuse_note(lines: int, available: int, sent: int) -> str:
+    """For a file of distinct bodies (tokens): say when the measurement sent more
+    bodies than its share of the file (so some went twice, and a cache may have
+    answered them). ``sent`` counts the requests in flight at the end too; each
+    wrk thread has its own part of the share, so one that ran ahead of the others
+    may repeat a little before this says so."""
+    if lines <= 1 or sent <= available:
+        return ""
+    return f"bodies reused: about {sent:,} sent, {available:,} distinct"
 
 
 # --------------------------------------------------------------------------- checks
@@ -545,7 +589,9 @@ def parse_args(argv=None):
     p.add_argument("--rounds", type=int, default=1,
                    help="measure every line this many times, interleaved; the table shows "
                         "each line's best round (for a shared machine)")
-    p.add_argument("--tokens", type=int, default=None, help="distinct tokens (10000)")
+    p.add_argument("--tokens", type=int, default=None,
+                   help="distinct tokens (150000: none sent twice at up to ~10,000 "
+                        "requests/s for 3 + 10 s)")
     p.add_argument("--cerbos", default=None, help="path of the Cerbos binary")
     p.add_argument("--no-cerbos-audit", action="store_true", help="skip Cerbos with audit on")
     p.add_argument("--quick", action="store_true",
@@ -559,7 +605,7 @@ def parse_args(argv=None):
     args.jwt = (args.jwt or ("distinct" if quick else ",".join(ALL_JWT))).split(",")
     args.duration = args.duration if args.duration is not None else (2.0 if quick else 10.0)
     args.warmup = args.warmup if args.warmup is not None else (1.0 if quick else 3.0)
-    args.tokens = args.tokens if args.tokens is not None else (500 if quick else 10_000)
+    args.tokens = args.tokens if args.tokens is not None else (5_000 if quick else 150_000)
     args.pdp_audit = (args.pdp_audit or ("async" if quick else "off,async")).split(",")
     for name, values, allowed in (("--servers", args.servers, ALL_SERVERS),
                                   ("--configs", args.configs, ALL_CONFIGS),
@@ -678,7 +724,11 @@ def main(argv=None) -> int:
         # own figure. Every round is in the JSON output.
         for key, measured in runs.items():
             best = max(measured, key=lambda r: r.rps)
-            best.note = f"best of {len(measured)}" if len(measured) > 1 else ""
+            for r in measured:
+                if r.note:
+                    notes.append(f"{r.server}, {r.config}, {r.jwt}, audit {r.audit}: {r.note}")
+            best.note = "; ".join(filter(None, [
+                f"best of {len(measured)}" if len(measured) > 1 else "", best.note]))
             rows.append(best)
         all_rounds = [asdict(r) for measured in runs.values() for r in measured]
     finally:

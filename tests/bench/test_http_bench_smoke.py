@@ -42,3 +42,7 @@ def test_http_bench_quick(tmp_path):
         assert 0 < row["p50_ms"] <= row["p99_ms"]
     assert rows["pdp"]["ratio"] is not None and rows["pdp"]["ratio"] > 0
     assert result["machine"]["nproc"] >= 1
+    # 200 tokens for a second of load: some were sent twice, and the table says so
+    # (a "distinct" line must never be answered from a cache unannounced).
+    assert any("bodies reused" in note and "distinct" in note for note in result["notes"]), \
+        result["notes"]
