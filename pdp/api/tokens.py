@@ -678,12 +678,9 @@ def _number(environ: Mapping[str, str], name: str, default: float, *,
 
 # --------------------------------------------------------------------------- verifier
 
-_SIGNATURE_ONLY = {
-    "verify_signature": True, "verify_exp": False, "verify_nbf": False,
-    "verify_iat": False, "verify_aud": False, "verify_iss": False,
-    "verify_sub": False, "verify_jti": False, "require": [],
-}
-_B64URL = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=.")
+#: A compact JWS's characters: ``raw.translate(None, _B64URL)`` is empty when every
+#: byte of ``raw`` is one of them (a C loop, not a Python one over each byte).
+_B64URL = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=."
 
 
 def _is_url(entry: str) -> bool:
@@ -741,6 +738,14 @@ def _pyjwt() -> jwt.PyJWT:
     return decoder
 
 
+def _pyjws() -> jwt.PyJWS:
+    """The JWS layer that verifies signatures (:func:`_pyjwt`'s, so :class:`_FastJWS`
+    where it applies): pdp checks the claims itself (``TokenVerifier._check_claims``),
+    so PyJWT's JWT layer above it — its options, and a claims validation with every
+    check turned off — is not needed."""
+    return _pyjwt()._jws
+
+
 class TokenVerifier:
     """Verifies end-user JWTs; thread-safe; build once, call :meth:`verify` often.
 
@@ -794,7 +799,7 @@ class TokenVerifier:
         #: the header are saved. Raw tokens are not kept.
         self._verified: dict[bytes, tuple[dict, Any, str | None, str]] = {}
         self._jwks_timeout = float(jwks_timeout)
-        self._jwt = _pyjwt()
+        self._jws = _pyjws()
 
         sources: list[Any] = []
         static: list[VerificationKey] = []
@@ -956,7 +961,7 @@ class TokenVerifier:
             if any(key is used for key in self._select(kid, alg)):
                 self._check_claims(claims)
                 return dict(claims)
-        if not token.isascii() or token.count(".") != 2 or not _B64URL.issuperset(raw):
+        if not token.isascii() or token.count(".") != 2 or raw.translate(None, _B64URL):
             raise _invalid("the token is not a compact JWS (three base64url parts)")
 
         header = _read_header(token)
@@ -977,8 +982,7 @@ class TokenVerifier:
         claims = None
         for key in candidates:
             try:
-                decoded = self._jwt.decode_complete(token, key.key, algorithms=[alg],
-                                                    options=_SIGNATURE_ONLY)
+                decoded = self._jws.decode_complete(token, key.key, algorithms=[alg])
             except jwt.exceptions.InvalidSignatureError:
                 continue
             except jwt.exceptions.PyJWTError:
@@ -986,7 +990,7 @@ class TokenVerifier:
             except Exception as exc:                   # pragma: no cover - defensive
                 log.error("unexpected %s while verifying a token", type(exc).__name__)
                 raise _invalid("the token could not be verified") from None
-            claims = decoded["payload"]
+            claims = _payload_claims(decoded["payload"])
             used = key
             break
         if claims is None:
@@ -1042,6 +1046,18 @@ class TokenVerifier:
         elif named:
             raise TokenError(TOKEN_AUDIENCE, "the token names an audience but none is "
                              "configured (PDP_JWT_AUDIENCE)")
+
+
+def _payload_claims(payload: bytes) -> dict:
+    """The claims of a verified token's payload: a JSON object (as PyJWT's JWT layer
+    reads it: ``json.loads``, then an object or nothing)."""
+    try:
+        claims = json.loads(payload)
+    except (ValueError, RecursionError):
+        raise _invalid("the token's payload is not JSON") from None
+    if not isinstance(claims, dict):
+        raise _invalid("the token's payload is not a JSON object")
+    return claims
 
 
 def _read_header(token: str) -> dict:

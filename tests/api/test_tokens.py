@@ -456,6 +456,16 @@ def test_a_good_header_with_a_made_up_signature_fails_the_signature(garbage):
     refused(verifier(hs_secret=SECRET), garbage, TOKEN_SIGNATURE)
 
 
+@pytest.mark.parametrize("payload", [
+    "[]", '["sub", "alice"]', '"alice"', "null", "1", "true", "", "{", "{'sub': 1}",
+    b"\xff\xfe", '{"sub": "alice"} x',
+])
+def test_a_signed_payload_that_is_not_a_json_object_is_invalid(payload):
+    """The signature is good; what it signs is not a claims object: token_invalid,
+    never a crash, never claims."""
+    refused(verifier(hs_secret=SECRET), forge({"alg": "HS256"}, payload), TOKEN_INVALID)
+
+
 def test_deeply_nested_json_is_invalid():
     v = verifier(hs_secret=SECRET)
     refused(v, forge({"alg": "HS256"}, "[" * 3000 + "]" * 3000), TOKEN_INVALID)
