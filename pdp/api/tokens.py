@@ -695,7 +695,7 @@ class _FastJWS(jwt.api_jws.PyJWS):
     """PyJWS with its base64url segment check unchanged but for one step: the
     alphabet test runs in C (``bytes.translate``) instead of a Python generator
     over every byte of the token (~20 % of an ES256 verification). Used only with
-    the PyJWT version whose check it repeats (:func:`_pyjwt`)."""
+    the PyJWT version whose check it repeats (:func:`_pyjws`)."""
 
     @staticmethod
     def _decode_base64url_segment(segment: bytes, name: str) -> bytes:
@@ -722,28 +722,19 @@ class _FastJWS(jwt.api_jws.PyJWS):
 _JWS_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
-def _pyjwt() -> jwt.PyJWT:
-    """A ``PyJWT`` whose JWS layer is :class:`_FastJWS` when the installed PyJWT is
-    the one whose segment check ``_FastJWS`` repeats (2.15.x, alphabet unchanged);
-    PyJWT as it is otherwise."""
-    decoder = jwt.PyJWT()
+def _pyjws() -> jwt.PyJWS:
+    """PyJWT's JWS layer, which verifies signatures: :class:`_FastJWS` when the
+    installed PyJWT is the one whose segment check ``_FastJWS`` repeats (2.15.x,
+    alphabet unchanged), PyJWT's own ``PyJWS`` otherwise. (pdp checks the claims
+    itself, ``TokenVerifier._check_claims``: PyJWT's JWT layer above this one — its
+    options, and a claims validation with every check turned off — is not used.)"""
     try:
-        same = (jwt.__version__.startswith("2.15.")
-                and jwt.api_jws._BASE64URL_ALPHABET == _JWS_ALPHABET
-                and isinstance(decoder._jws, jwt.api_jws.PyJWS))
-        if same:
-            decoder._jws = _FastJWS(options=decoder._get_sig_options())
+        if (jwt.__version__.startswith("2.15.")
+                and jwt.api_jws._BASE64URL_ALPHABET == _JWS_ALPHABET):
+            return _FastJWS()
     except AttributeError:                       # pragma: no cover - another PyJWT
         pass
-    return decoder
-
-
-def _pyjws() -> jwt.PyJWS:
-    """The JWS layer that verifies signatures (:func:`_pyjwt`'s, so :class:`_FastJWS`
-    where it applies): pdp checks the claims itself (``TokenVerifier._check_claims``),
-    so PyJWT's JWT layer above it — its options, and a claims validation with every
-    check turned off — is not needed."""
-    return _pyjwt()._jws
+    return jwt.PyJWS()
 
 
 class TokenVerifier:
