@@ -174,13 +174,19 @@ def _dump(value: Any, exact: bool) -> bytes:
     return plain_json_text(value).encode("utf-8")
 
 
-def canonical_json(value: Any) -> bytes:
-    """Sorted keys, compact separators, UTF-8 (not ASCII-escaped), no NaN."""
+def _plain_exact(value: Any) -> tuple[Any, bool]:
+    """``(value as plain JSON, whether orjson writes it exactly)``: converted by
+    :func:`_plain` only when it is not plain already."""
     plainness = _plainness(value)
     if plainness == NOT_PLAIN:
         value = _plain(value)
         plainness = _plainness(value)
-    return _dump(value, plainness == EXACT)
+    return value, plainness == EXACT
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted keys, compact separators, UTF-8 (not ASCII-escaped), no NaN."""
+    return _dump(*_plain_exact(value))
 
 
 #: ``(whole seconds since the epoch, "YYYY-MM-DDTHH:MM:SS")`` of the last time
@@ -495,19 +501,16 @@ def _without_lone_surrogates(value: Any) -> Any:
 
 def _encoded(data: dict, time: datetime) -> EncodedRecord:
     """``data``: the values of :data:`RECORD_KEYS` (``time`` as text)."""
-    plainness = _plainness(data)
-    if plainness == NOT_PLAIN:
-        data = _plain(data)
-        plainness = _plainness(data)
+    data, exact = _plain_exact(data)
     for key in TEXT_KEYS:
         value = data[key]
         if type(value) is str and ("\x00" in value or len(value) > TEXT_LIMITS[key]):
             data = _storable(data)
             break
     try:
-        return _encode_plain(data, time, plainness == EXACT)
+        return _encode_plain(data, time, exact)
     except UnicodeEncodeError:         # a lone surrogate (from a token's claims, say)
-        return _encode_plain(_storable(data), time, plainness == EXACT)
+        return _encode_plain(_storable(data), time, exact)
 
 
 def _encode_plain(d: dict, time: datetime, exact: bool) -> EncodedRecord:

@@ -453,10 +453,9 @@ def append_isolating(db: Database, records: Sequence[AuditRecord | EncodedRecord
     """:func:`chain.append` ``records`` (``fresh`` as there); the number inserted.
     When the database refuses a value of a record (SQLSTATE class 22, a data
     exception: not the database being down), the batch is split until the refused
-    records are alone:
-    the others are appended, in order, and each refused one is handed to
-    ``quarantine`` — so that one record the database cannot hold never stalls the
-    log (retried and spilled for ever). Any other error propagates."""
+    records are alone: the others are appended, in order, and each refused one is
+    handed to ``quarantine`` — so that one record the database cannot hold never
+    stalls the log (retried and spilled for ever). Any other error propagates."""
     try:
         return chain.append(db, records, fresh=fresh).inserted
     except Exception as exc:
